@@ -1,0 +1,192 @@
+"""`ScaledOptimizer`: gradlab's scaling inside `model.compile` / `model.fit`.
+
+It wraps any Keras optimizer the way ``keras.optimizers.LossScaleOptimizer``
+does: it receives the gradients, unscales them if a ``loss_scale_factor`` is
+set, scales them with a :class:`gradlab.Scaler`, and hands the result to the
+inner optimizer, or skips the step when the gradients are not finite (the
+default ``nonfinite="skip"`` policy).
+
+With ``mode="value"``, ``"norm"`` or ``"global_norm"`` its updates equal the
+inner optimizer built with Keras' own ``clipvalue``, ``clipnorm`` or
+``global_clipnorm`` on one device.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import initializers
+
+from gradlab.transforms import Scaler
+
+__all__ = ["ScaledOptimizer"]
+
+# Keras' clipping arguments and the gradlab mode that does the same.
+_KERAS_CLIPPING = {"clipnorm": "norm", "clipvalue": "value", "global_clipnorm": "global_norm"}
+
+
+@keras.saving.register_keras_serializable(package="gradlab")
+class ScaledOptimizer(keras.optimizers.Optimizer):
+    """A Keras optimizer that scales gradients with gradlab before updating.
+
+    Args:
+      inner_optimizer: the ``keras.optimizers.Optimizer`` that applies the update.
+        It must not clip on its own (no ``clipnorm``, ``clipvalue`` or
+        ``global_clipnorm``) and must not accumulate gradients.
+      mode: a gradlab mode name (``"global_norm"`` by default); see
+        :data:`gradlab.MODE_NAMES`.
+      threshold: the mode's threshold (``None``: the mode's default).
+      transform: a custom transform ``fn(grads[, variables]) -> grads`` instead
+        of a mode.
+      nonfinite: ``"skip"`` (default), ``"zero"`` or ``"raise"``.
+      scaler: an existing :class:`gradlab.Scaler` to use (for example one a
+        widget controls), instead of the arguments above.
+      name: optimizer name.
+      **scaler_options: further :class:`gradlab.Scaler` options (``agc_eps``,
+        ``zclip_warmup``, ...).
+
+    Attributes:
+      scaler: the :class:`gradlab.Scaler`; ``optimizer.scaler.set(mode=...,
+        threshold=...)`` changes it between steps without a retrace.
+      skipped_steps: int variable, how many updates were skipped.
+
+    >>> opt = ScaledOptimizer(keras.optimizers.SGD(1.0), mode="global_norm", threshold=1.0)
+    >>> w = keras.Variable([0.0, 0.0])
+    >>> opt.apply([tf.constant([3.0, 4.0])], [w])
+    >>> w.numpy().round(3).tolist()
+    [-0.6, -0.8]
+    """
+
+    def __init__(
+        self,
+        inner_optimizer,
+        mode: str | None = None,
+        threshold: float | None = None,
+        *,
+        transform=None,
+        nonfinite: str = "skip",
+        scaler: Scaler | None = None,
+        name: str | None = None,
+        **scaler_options,
+    ):
+        if not isinstance(inner_optimizer, keras.optimizers.Optimizer):
+            raise ValueError(
+                "Argument `inner_optimizer` must be a keras.optimizers.Optimizer instance, "
+                f"such as keras.optimizers.Adam(). Received: inner_optimizer={inner_optimizer!r}"
+            )
+        for arg, same_mode in _KERAS_CLIPPING.items():
+            if arg in scaler_options:
+                raise ValueError(
+                    f"ScaledOptimizer does not take `{arg}`: choose the clipping with `mode` and "
+                    f"`threshold` (here mode={same_mode!r}). Received: {arg}={scaler_options[arg]!r}"
+                )
+            if getattr(inner_optimizer, arg, None):
+                raise ValueError(
+                    "Only one clipping option may be set: the inner optimizer already clips with "
+                    f"`{arg}`, and ScaledOptimizer would scale the gradients a second time. Build the "
+                    f"inner optimizer without it. Received: inner_optimizer.{arg}={getattr(inner_optimizer, arg)!r}"
+                )
+        if inner_optimizer.gradient_accumulation_steps:
+            raise ValueError(
+                "ScaledOptimizer cannot wrap an optimizer with `gradient_accumulation_steps`: the "
+                "inner optimizer would accumulate gradients that were already scaled one micro-batch "
+                "at a time, instead of scaling their average once. Received: "
+                f"inner_optimizer.gradient_accumulation_steps={inner_optimizer.gradient_accumulation_steps!r}"
+            )
+        if scaler is not None:
+            if not isinstance(scaler, Scaler):
+                raise ValueError(f"Argument `scaler` must be a gradlab.Scaler. Received: scaler={scaler!r}")
+            given = {"mode": mode, "threshold": threshold, "transform": transform}
+            given = {k: v for k, v in given.items() if v is not None}
+            if given or scaler_options or nonfinite != "skip":
+                raise ValueError(
+                    "Only one clipping option may be set: pass either `scaler` or the arguments "
+                    f"that build one. Received: scaler={scaler!r} and {given or scaler_options or {'nonfinite': nonfinite}}"
+                )
+        else:
+            if mode is None and transform is None:
+                mode = "global_norm"
+            scaler = Scaler(mode, threshold, transform=transform, nonfinite=nonfinite, **scaler_options)
+        # Gradients are unscaled here, before scaling, as Keras does before clipping.
+        loss_scale_factor = inner_optimizer.loss_scale_factor
+        super().__init__(
+            learning_rate=0.0, name=name or f"scaled_{inner_optimizer.name}", loss_scale_factor=loss_scale_factor
+        )
+        self.inner_optimizer = inner_optimizer
+        self.inner_optimizer.loss_scale_factor = None
+        self.scaler = scaler
+
+    def build(self, var_list):
+        self.skipped_steps = self.add_variable(
+            shape=(), dtype="int", initializer=initializers.Zeros(), aggregation="none", name="skipped_steps"
+        )
+        self.inner_optimizer.build(var_list)
+        super().build(var_list)
+
+    @property
+    def variables(self):
+        return self._variables + self.scaler.variables + self.inner_optimizer.variables
+
+    @tf.autograph.experimental.do_not_convert
+    def apply(self, grads, trainable_variables=None):
+        if trainable_variables is None:
+            if not self.built:
+                raise ValueError(
+                    "When passing `grads` without `trainable_variables`, the optimizer must already be "
+                    "built. Call `optimizer.build(trainable_variables)` first."
+                )
+            trainable_variables = self._trainable_variables
+        trainable_variables = list(trainable_variables)
+        if not self.built:
+            with keras.name_scope(self.name, caller=self):
+                self.build(trainable_variables)
+            self.built = True
+        grads = list(grads)
+        if self.loss_scale_factor is not None:
+            grads = [g if g is None else g / self.loss_scale_factor for g in grads]
+        scaled, info = self.scaler.scale(grads, trainable_variables)
+
+        def update():
+            self.inner_optimizer.apply(scaled, trainable_variables)
+
+        def skip():
+            self.skipped_steps.assign_add(1)
+
+        if tf.executing_eagerly():
+            update() if bool(info.finite) else skip()
+        else:
+            tf.cond(info.finite, update, skip)
+
+    def stateless_apply(self, optimizer_variables, grads, trainable_variables):
+        raise NotImplementedError("ScaledOptimizer runs on the TensorFlow backend (stateful apply) only.")
+
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate):
+        self.inner_optimizer.learning_rate = learning_rate
+
+    @property
+    def iterations(self):
+        return self.inner_optimizer.iterations
+
+    def finalize_variable_values(self, var_list):
+        self.inner_optimizer.finalize_variable_values(var_list)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "inner_optimizer": keras.saving.serialize_keras_object(self.inner_optimizer),
+            "scaler": keras.saving.serialize_keras_object(self.scaler),
+            "loss_scale_factor": self.loss_scale_factor,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        inner = keras.saving.deserialize_keras_object(config.pop("inner_optimizer"), custom_objects=custom_objects)
+        inner.loss_scale_factor = config.pop("loss_scale_factor", None)
+        scaler = keras.saving.deserialize_keras_object(config.pop("scaler"), custom_objects=custom_objects)
+        return cls(inner, scaler=scaler, **config)

@@ -1,0 +1,320 @@
+"""Pure gradient scaling functions.
+
+Each function takes a list of gradients (tensors, ``tf.IndexedSlices`` or
+``None``) and returns a new list of the same length and structure: ``None``
+stays ``None`` and ``IndexedSlices`` stay ``IndexedSlices`` (their ``values``
+are scaled, as ``tf.clip_by_norm`` does). Norms are always computed in float32,
+whatever the gradient dtype: the squares of float16 values above 256 overflow.
+
+The norm of an ``IndexedSlices`` is the norm of its ``values``, duplicate
+indices not merged, exactly as ``tf.linalg.global_norm`` and Keras' ``clipnorm``
+compute it.
+
+This module imports nothing else of gradlab but its argument checks.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from gradlab import _checks
+
+__all__ = [
+    "adaptive_clip",
+    "clip_by_global_norm",
+    "clip_by_norm",
+    "clip_by_value",
+    "global_norm",
+    "normalize",
+    "normalize_global",
+    "tensor_norms",
+]
+
+
+# ---------------------------------------------------------------- helpers
+def values_of(g):
+    """The dense values of a gradient (``g.values`` for IndexedSlices)."""
+    return g.values if isinstance(g, tf.IndexedSlices) else g
+
+
+def with_values(g, values):
+    """A gradient like ``g`` carrying ``values``."""
+    if isinstance(g, tf.IndexedSlices):
+        return tf.IndexedSlices(values, g.indices, g.dense_shape)
+    return values
+
+
+def squared_norm(t) -> tf.Tensor:
+    """Sum of squares of ``t`` as a float32 scalar."""
+    t = tf.cast(t, tf.float32)
+    return tf.reduce_sum(tf.square(t))
+
+
+def scale(values, factor):
+    """``values * factor`` with ``factor`` (float32) cast to the values' dtype."""
+    return values * tf.cast(factor, values.dtype)
+
+
+def _threshold(name, value):
+    value = _checks.number(name, value)
+    return tf.cast(value, tf.float32) if _checks.is_symbolic(value) else value
+
+
+def clip_factor(norm, bound):
+    """``min(1, bound / norm)``, written as ``tf.clip_by_global_norm`` writes it.
+
+    ``bound * min(1 / norm, 1 / bound)`` gives the same bits as TensorFlow and
+    Keras, and 1 for a zero norm.
+    """
+    return bound * tf.minimum(1.0 / norm, 1.0 / bound)
+
+
+def bound_factor(norm, bound):
+    """``min(1, bound / norm)`` for a computed bound that may be ``inf`` (no clipping).
+
+    :func:`clip_factor` would give ``inf * 0 = NaN`` there; a zero norm gives 1.
+    """
+    return tf.minimum(1.0, bound / norm)
+
+
+# ---------------------------------------------------------------- norms
+def tensor_norms(grads) -> list:
+    """L2 norm of each gradient, float32 (``None`` for ``None``).
+
+    >>> [float(n) for n in tensor_norms([tf.constant([3.0, 4.0]), tf.constant([6.0, 8.0])])]
+    [5.0, 10.0]
+    """
+    grads = _checks.grad_list(grads)
+    return [None if g is None else tf.sqrt(squared_norm(values_of(g))) for g in grads]
+
+
+def global_norm(grads) -> tf.Tensor:
+    """The L2 norm of all gradients taken together, as a float32 scalar.
+
+    Equal to ``tf.linalg.global_norm`` for float32 input, but never overflows for
+    float16 input: each tensor is cast to float32 before squaring.
+
+    Args:
+      grads: list of tensors, ``tf.IndexedSlices`` or ``None``.
+
+    Returns:
+      A float32 scalar tensor.
+
+    >>> float(global_norm([tf.constant([3.0, 0.0]), None, tf.constant([[0.0, 4.0]])]))
+    5.0
+    >>> float(global_norm([tf.constant([300.0, 300.0], tf.float16)]))  # float16 norm is inf
+    424.26...
+    """
+    grads = _checks.grad_list(grads)
+    squares = [squared_norm(values_of(g)) for g in grads if g is not None]
+    if not squares:
+        return tf.constant(0.0, tf.float32)
+    return tf.sqrt(tf.add_n(squares))
+
+
+# ---------------------------------------------------------------- clipping
+def clip_by_value(grads, clipvalue) -> list:
+    """Clip every gradient entry to ``[-clipvalue, clipvalue]``.
+
+    The same as a Keras optimizer built with ``clipvalue=clipvalue``. It can change
+    the direction of the gradient vector (only the large entries shrink).
+
+    Args:
+      grads: list of tensors, ``tf.IndexedSlices`` or ``None``.
+      clipvalue: positive float.
+
+    Returns:
+      A list like ``grads``.
+
+    >>> [g.numpy().tolist() for g in clip_by_value([tf.constant([3.0, -0.5, -4.0])], 1.0)]
+    [[1.0, -0.5, -1.0]]
+    """
+    grads = _checks.grad_list(grads)
+    clipvalue = _threshold("clipvalue", clipvalue)
+    out = []
+    for g in grads:
+        if g is None:
+            out.append(None)
+            continue
+        v = values_of(g)
+        t = tf.cast(clipvalue, v.dtype)
+        out.append(with_values(g, tf.clip_by_value(v, -t, t)))
+    return out
+
+
+def clip_by_norm(grads, clipnorm) -> list:
+    """Clip each gradient tensor to an L2 norm of at most ``clipnorm``, on its own.
+
+    This is what a Keras optimizer built with ``clipnorm=clipnorm`` does, and what
+    the hand-written ``scale_gradients`` function of the article does: each
+    variable's gradient is scaled separately, so the direction of the whole
+    gradient vector can change. It is *not* clipping of the global norm.
+
+    Args:
+      grads: list of tensors, ``tf.IndexedSlices`` or ``None``.
+      clipnorm: positive float, the largest norm each tensor may keep.
+
+    Returns:
+      A list like ``grads``.
+
+    >>> out = clip_by_norm([tf.constant([3.0, 4.0]), tf.constant([0.3, 0.4])], 1.0)
+    >>> [g.numpy().round(3).tolist() for g in out]
+    [[0.6, 0.8], [0.3, 0.4]]
+    """
+    grads = _checks.grad_list(grads)
+    clipnorm = _threshold("clipnorm", clipnorm)
+    out = []
+    for g in grads:
+        if g is None:
+            out.append(None)
+            continue
+        v = values_of(g)
+        norm = tf.sqrt(squared_norm(v))
+        out.append(with_values(g, scale(v, clip_factor(norm, clipnorm))))
+    return out
+
+
+def clip_by_global_norm(grads, global_clipnorm) -> list:
+    """Scale all gradients together so that their global norm is at most the bound.
+
+    Gives the numbers of ``tf.clip_by_global_norm(grads, global_clipnorm)[0]`` and
+    of a Keras optimizer built with ``global_clipnorm``, for finite input. Unlike
+    them, the norm is computed in float32 (float16 gradients near 65504 still get
+    a finite norm). A non-finite norm makes every entry NaN, as in TensorFlow; use
+    :class:`gradlab.Scaler` for a policy on non-finite gradients.
+
+    Args:
+      grads: list of tensors, ``tf.IndexedSlices`` or ``None``.
+      global_clipnorm: positive float.
+
+    Returns:
+      A list like ``grads``.
+
+    >>> out = clip_by_global_norm([tf.constant([3.0, 0.0]), tf.constant([0.0, 4.0])], 1.0)
+    >>> [g.numpy().round(3).tolist() for g in out]
+    [[0.6, 0.0], [0.0, 0.8]]
+    """
+    grads = _checks.grad_list(grads)
+    global_clipnorm = _threshold("global_clipnorm", global_clipnorm)
+    factor = clip_factor(global_norm(grads), global_clipnorm)
+    return [None if g is None else with_values(g, scale(values_of(g), factor)) for g in grads]
+
+
+# ---------------------------------------------------------------- normalization
+def normalize(grads, norm=1.0, eps=1e-12) -> list:
+    """Scale each gradient tensor to an L2 norm of ``norm`` (unit norm by default).
+
+    Unlike clipping, small gradients grow too. An all-zero tensor stays zero.
+
+    Args:
+      grads: list of tensors, ``tf.IndexedSlices`` or ``None``.
+      norm: positive float, the norm each tensor gets.
+      eps: positive float; tensors with a norm below it are divided by ``eps``.
+
+    Returns:
+      A list like ``grads``.
+
+    >>> out = normalize([tf.constant([3.0, 4.0]), tf.constant([0.0, 0.5])])
+    >>> [g.numpy().round(3).tolist() for g in out]
+    [[0.6, 0.8], [0.0, 1.0]]
+    """
+    grads = _checks.grad_list(grads)
+    norm = _threshold("norm", norm)
+    eps = _checks.number("eps", eps)
+    out = []
+    for g in grads:
+        if g is None:
+            out.append(None)
+            continue
+        v = values_of(g)
+        n = tf.sqrt(squared_norm(v))
+        out.append(with_values(g, scale(v, norm / tf.maximum(n, eps))))
+    return out
+
+
+def normalize_global(grads, norm=1.0, eps=1e-12) -> list:
+    """Scale all gradients together to a global L2 norm of ``norm``.
+
+    The direction of the whole gradient vector is kept; only its length changes.
+
+    >>> out = normalize_global([tf.constant([0.3, 0.0]), tf.constant([0.0, 0.4])])
+    >>> [g.numpy().round(3).tolist() for g in out]
+    [[0.6, 0.0], [0.0, 0.8]]
+    """
+    grads = _checks.grad_list(grads)
+    norm = _threshold("norm", norm)
+    eps = _checks.number("eps", eps)
+    factor = norm / tf.maximum(global_norm(grads), eps)
+    return [None if g is None else with_values(g, scale(values_of(g), factor)) for g in grads]
+
+
+# ---------------------------------------------------------------- AGC
+def unit_norms(t) -> tf.Tensor:
+    """Unit-wise L2 norms in float32, kept broadcastable to ``t``.
+
+    Keras kernels are laid out ``(..., in, out)``: a unit is one output, so norms
+    are taken over every axis but the last. Tensors of rank 0 or 1 (biases,
+    scales) are one unit.
+    """
+    t = tf.cast(t, tf.float32)
+    rank = t.shape.rank
+    if rank is None or rank <= 1:
+        return tf.sqrt(tf.reduce_sum(tf.square(t)))
+    return tf.sqrt(tf.reduce_sum(tf.square(t), axis=list(range(rank - 1)), keepdims=True))
+
+
+def adaptive_clip(grads, variables, clipping=0.01, eps=1e-3) -> list:
+    r"""Adaptive gradient clipping (AGC), unit by unit.
+
+    Each unit's gradient :math:`G_i` is clipped to
+    :math:`\lambda \max(\|W_i\|, \epsilon)`, where :math:`W_i` is that unit's weight:
+
+    .. math:: G_i \leftarrow G_i \cdot \min\Big(1, \frac{\lambda \max(\|W_i\|, \epsilon)}{\|G_i\|}\Big)
+
+    Units are outputs: norms over every axis but the last (Keras kernels are
+    ``(..., in, out)``); tensors of rank 0 or 1 are one unit. For
+    ``IndexedSlices``, the gradient's unit norms come from its ``values`` and the
+    weight's from the whole variable.
+
+    Args:
+      grads: list of tensors, ``tf.IndexedSlices`` or ``None``.
+      variables: the variables (or weight tensors) the gradients belong to, same length.
+      clipping: positive float :math:`\lambda`; the paper uses 0.01 to 0.16
+        depending on batch size.
+      eps: positive float :math:`\epsilon`, so that zero-initialised weights
+        (biases) can still move. The paper uses 1e-3.
+
+    Returns:
+      A list like ``grads``.
+
+    References:
+      Brock, De, Smith, Simonyan. "High-Performance Large-Scale Image Recognition
+      Without Normalization". ICML 2021. https://arxiv.org/abs/2102.06171
+
+    >>> W = tf.constant([[1.0, 0.0], [0.0, 2.0]])
+    >>> G = tf.constant([[3.0, 0.0], [4.0, 1.0]])
+    >>> adaptive_clip([G], [W], clipping=0.5)[0].numpy().round(3).tolist()
+    [[0.3, 0.0], [0.4, 1.0]]
+    """
+    grads = _checks.grad_list(grads)
+    if variables is None:
+        raise ValueError(
+            "Argument `variables` is required for adaptive clipping (AGC): the "
+            "bound of each unit is relative to its weight norm. Pass the list of "
+            "variables the gradients belong to. Received: variables=None"
+        )
+    variables = _checks.variable_list(variables, grads)
+    clipping = _threshold("clipping", clipping)
+    eps = _checks.number("eps", eps)
+    return [
+        None if g is None else with_values(g, agc_values(values_of(g), w, clipping, eps))
+        for g, w in zip(grads, variables)
+    ]
+
+
+def agc_values(g, w, clipping, eps):
+    """AGC of one dense gradient ``g`` given its weight ``w`` (no checks)."""
+    if hasattr(w, "value") and not isinstance(w, tf.Tensor):
+        w = w.value  # a Keras variable
+    bound = clipping * tf.maximum(unit_norms(w), eps)
+    return scale(g, clip_factor(unit_norms(g), bound))

@@ -1,0 +1,534 @@
+"""The front door: build any gradient scaling from a mode name and a threshold.
+
+:class:`Scaler` holds its mode and threshold in ``tf.Variable``s and picks the
+mode with ``tf.switch_case`` inside the graph, so a slider (or another thread)
+can change either while a compiled training step runs, without a retrace.
+
+It also owns the policy for non-finite gradients (``nonfinite=``):
+
+* ``"skip"`` (default): report the step as not finite and return zeros; the
+  optimizer wrapper and gradlab's train step then skip the update, leaving the
+  weights and optimizer slots as they were, as Keras' ``LossScaleOptimizer``
+  does. Training goes on; the skipped step is counted and recorded.
+* ``"zero"``: replace non-finite entries by 0 and scale the rest.
+* ``"raise"``: stop with an error naming the variables whose gradients are not
+  finite.
+
+"skip" is the default because it is the only policy that never harms the
+weights and never throws away a long run: one bad batch costs one step. The
+default of ``tf.clip_by_global_norm`` (every entry becomes NaN) is not offered.
+
+:class:`Chain` composes transforms in order; :class:`Selective` applies
+different factors or transforms to variables matched by name pattern. Any
+callable ``fn(grads)`` or ``fn(grads, variables)`` is a transform too.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from collections.abc import Callable
+from typing import NamedTuple
+
+import keras
+import tensorflow as tf
+
+from gradlab import _checks
+from gradlab.adaptive import AutoClip, ZClip, check_alpha, check_warmup
+from gradlab.scaling import (
+    agc_values,
+    bound_factor,
+    clip_factor,
+    scale,
+    squared_norm,
+    values_of,
+    with_values,
+)
+
+__all__ = ["MODES", "Chain", "Info", "Scaler", "Selective", "NONFINITE_POLICIES", "variable_name"]
+
+NONFINITE_POLICIES = ("skip", "zero", "raise")
+_INF = float("inf")
+
+
+class Mode(NamedTuple):
+    """A registered scaling mode."""
+
+    name: str
+    threshold_name: str  # what the threshold means for this mode
+    default: float
+    low: float  # allowed threshold interval (low, high]
+    high: float | None
+    summary: str
+
+
+MODES = {
+    m.name: m
+    for m in [
+        Mode("none", "threshold (unused)", 1.0, 0.0, None, "gradients unchanged"),
+        Mode("value", "clipvalue", 1.0, 0.0, None, "each entry clipped to [-t, t] (Keras clipvalue)"),
+        Mode("norm", "clipnorm", 1.0, 0.0, None, "each tensor clipped to norm t on its own (Keras clipnorm)"),
+        Mode(
+            "global_norm",
+            "global_clipnorm",
+            1.0,
+            0.0,
+            None,
+            "all tensors scaled together to global norm <= t (Keras global_clipnorm)",
+        ),
+        Mode("normalize", "norm", 1.0, 0.0, None, "each tensor scaled to norm t"),
+        Mode("global_normalize", "norm", 1.0, 0.0, None, "all tensors scaled together to global norm t"),
+        Mode("agc", "clipping", 0.01, 0.0, None, "adaptive clipping unit by unit, relative to weight norms"),
+        Mode("autoclip", "percentile", 10.0, 0.0, 100.0, "global norm clipped at the p-th percentile of past norms"),
+        Mode("zclip", "z_threshold", 2.5, 0.0, None, "global norm clipped on z-score spikes against an EMA"),
+    ]
+}
+MODE_NAMES = tuple(MODES)
+
+
+class Info(NamedTuple):
+    """What :meth:`Scaler.scale` measured on the way (float32 tensors).
+
+    Attributes:
+      norm: global norm of the incoming gradients.
+      squared_norms: list, squared norm of each incoming gradient (None for None).
+      finite: bool scalar, False when the step must be skipped.
+      bound: the global-norm bound in force this step (the threshold for the
+        fixed modes, the computed bound for AutoClip and ZClip; inf when none).
+    """
+
+    norm: tf.Tensor
+    squared_norms: list
+    finite: tf.Tensor
+    bound: tf.Tensor
+
+
+def variable_name(v) -> str:
+    """A variable's path (Keras 3) or name."""
+    return getattr(v, "path", None) or getattr(v, "name", None) or repr(v)
+
+
+def check_mode(mode):
+    return _checks.choice("mode", mode, MODE_NAMES)
+
+
+def check_threshold(mode: str, threshold):
+    m = MODES[mode]
+    if threshold is None:
+        return m.default
+    try:
+        return _checks.number("threshold", threshold, low=m.low, high=m.high)
+    except ValueError as err:
+        raise ValueError(f"{err} (for mode {mode!r} the threshold is its {m.threshold_name})") from None
+
+
+def call_transform(fn, grads, variables):
+    """Call ``fn(grads, variables=variables)`` if it takes variables, else ``fn(grads)``.
+
+    Only a parameter named ``variables`` (or ``**kwargs``) receives them, so a
+    function like the article's ``scale_gradients(gradients, clip_value=1.0)``
+    is never handed variables as its threshold.
+    """
+    if _takes_variables(fn):
+        return fn(grads, variables=variables)
+    return fn(grads)
+
+
+def _takes_variables(fn) -> bool:
+    if isinstance(fn, (Scaler, Chain, Selective, AutoClip, ZClip)):
+        return True
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "variables" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _check_transform(transform, name="transform"):
+    if not callable(transform):
+        raise ValueError(
+            f"Argument `{name}` must be callable as fn(grads) or fn(grads, variables) "
+            f"and return a list of gradients. Received: {name}={transform!r}"
+        )
+    return transform
+
+
+@keras.saving.register_keras_serializable(package="gradlab")
+class Scaler:
+    """Scale gradients by a mode chosen by name; mode and threshold are live.
+
+    Args:
+      mode: one of ``gradlab.MODE_NAMES``: ``"none"``, ``"value"``, ``"norm"``,
+        ``"global_norm"``, ``"normalize"``, ``"global_normalize"``, ``"agc"``,
+        ``"autoclip"``, ``"zclip"``.
+      threshold: positive float; its meaning depends on the mode (``clipvalue``,
+        ``clipnorm``, ``global_clipnorm``, target norm, AGC ``clipping``, AutoClip
+        ``percentile`` in (0, 100], ZClip ``z_threshold``). ``None`` takes the
+        mode's default (1.0; 0.01 for agc, 10 for autoclip, 2.5 for zclip).
+      nonfinite: ``"skip"`` (default), ``"zero"`` or ``"raise"``; see the module doc.
+      transform: a custom transform ``fn(grads[, variables]) -> grads`` to run
+        instead of a named mode (then leave ``mode`` and ``threshold`` unset).
+      agc_eps: AGC's epsilon (1e-3).
+      autoclip_history: AutoClip's number of remembered norms (10,000).
+      zclip_alpha, zclip_warmup, zclip_eps: ZClip's EMA factor (0.97), warm-up
+        steps (25) and epsilon (1e-6).
+      normalize_eps: norms below this are treated as this (1e-12) by normalize.
+
+    The state of AutoClip and ZClip is kept for every Scaler, so that the mode
+    can be switched to them at any time.
+
+    >>> s = Scaler("global_norm", 1.0)
+    >>> [g.numpy().tolist() for g in s([tf.constant([3.0, 4.0])])]
+    [[0.6000000238418579, 0.800000011920929]]
+    >>> s.set(mode="value", threshold=2.0)
+    >>> [g.numpy().tolist() for g in s([tf.constant([3.0, 4.0])])]
+    [[2.0, 2.0]]
+    """
+
+    def __init__(
+        self,
+        mode: str | None = None,
+        threshold: float | None = None,
+        *,
+        nonfinite: str = "skip",
+        transform: Callable | None = None,
+        agc_eps: float = 1e-3,
+        autoclip_history: int = 10_000,
+        zclip_alpha: float = 0.97,
+        zclip_warmup: int = 25,
+        zclip_eps: float = 1e-6,
+        normalize_eps: float = 1e-12,
+    ):
+        if transform is not None:
+            if mode is not None or threshold is not None:
+                raise ValueError(
+                    "Only one clipping option may be set: either `mode`/`threshold` "
+                    f"or `transform`. Received: mode={mode!r}, threshold={threshold!r}, "
+                    f"transform={transform!r}"
+                )
+            self.transform = _check_transform(transform)
+            mode_name, threshold = "none", 1.0
+        else:
+            self.transform = None
+            mode_name = check_mode("global_norm" if mode is None else mode)
+            threshold = check_threshold(mode_name, threshold)
+        self.nonfinite = _checks.choice("nonfinite policy", nonfinite, NONFINITE_POLICIES)
+        self.agc_eps = _checks.number("agc_eps", agc_eps)
+        self.normalize_eps = _checks.number("normalize_eps", normalize_eps)
+        self.autoclip = AutoClip(MODES["autoclip"].default, history_size=autoclip_history)
+        self.zclip = ZClip(
+            alpha=check_alpha(zclip_alpha),
+            warmup=check_warmup(zclip_warmup),
+            eps=_checks.number("zclip_eps", zclip_eps),
+        )
+        state = dict(trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.mode = tf.Variable(MODE_NAMES.index(mode_name), dtype=tf.int32, name="scaler_mode", **state)
+        self.threshold = tf.Variable(float(threshold), dtype=tf.float32, name="scaler_threshold", **state)
+
+    # ------------------------------------------------------------ live controls
+    @property
+    def mode_name(self) -> str:
+        """The current mode, read from its variable ("custom" with a transform)."""
+        if self.transform is not None:
+            return "custom"
+        with tf.init_scope():  # also readable while a step is being traced
+            return MODE_NAMES[int(self.mode.numpy())]
+
+    @property
+    def variables(self) -> list:
+        """Every ``tf.Variable`` of this scaler: controls, then adaptive state."""
+        return [self.mode, self.threshold] + self.autoclip.variables + self.zclip.variables
+
+    def set(self, mode: str | None = None, threshold: float | None = None) -> None:
+        """Change mode and/or threshold; a running compiled step sees it next step.
+
+        Changing only the mode keeps the threshold if it is allowed for the new
+        mode and raises otherwise (a percentile of 50 is no clip value).
+        """
+        if self.transform is not None:
+            raise ValueError(
+                "This Scaler runs a custom `transform`; it has no mode or threshold to set. "
+                f"Received: mode={mode!r}, threshold={threshold!r}"
+            )
+        name = self.mode_name if mode is None else check_mode(mode)
+        value = float(self.threshold.numpy()) if threshold is None else threshold
+        value = check_threshold(name, value)
+        self.threshold.assign(value)
+        self.mode.assign(MODE_NAMES.index(name))
+
+    # ------------------------------------------------------------ scaling
+    @tf.autograph.experimental.do_not_convert
+    def __call__(self, grads, variables=None) -> list:
+        return self.scale(grads, variables)[0]
+
+    @tf.autograph.experimental.do_not_convert
+    def scale(self, grads, variables=None) -> tuple[list, Info]:
+        """Scale ``grads``; return ``(scaled, info)``.
+
+        Args:
+          grads: list of tensors, ``tf.IndexedSlices`` or ``None``.
+          variables: the matching variables (required by ``"agc"``, used to name
+            variables in errors and by custom transforms).
+        """
+        grads = _checks.grad_list(grads)
+        if variables is not None:
+            variables = _checks.variable_list(variables, grads)
+        elif self.transform is None and self.mode_name == "agc":
+            raise ValueError("Mode 'agc' needs the variables: call scaler(grads, variables). Received: variables=None")
+        idx = [i for i, g in enumerate(grads) if g is not None]
+        values = [values_of(grads[i]) for i in idx]
+        sq = [squared_norm(v) for v in values]
+        norm = tf.sqrt(tf.add_n(sq)) if sq else tf.constant(0.0)
+        finite = tf.math.is_finite(norm)
+        if self.nonfinite == "raise":
+            self._raise_if_nonfinite(finite, sq, idx, variables)
+        elif self.nonfinite == "zero":
+            values, sq, norm, finite = self._zero_nonfinite(finite, values, sq, norm)
+
+        def run():
+            out, bound = self._dispatch(grads, idx, values, sq, norm, variables)
+            return out, tf.cast(bound, tf.float32)
+
+        def skip():
+            return [tf.zeros_like(v) for v in values], tf.constant(float("nan"))
+
+        if not values:
+            out, bound = [], tf.constant(_INF)
+        else:
+            out, bound = tf.cond(finite, run, skip)
+        result = _replace_values(grads, idx, out)
+        by_index = dict(zip(idx, sq))
+        squared = [by_index.get(i) for i in range(len(grads))]
+        return result, Info(norm=norm, squared_norms=squared, finite=finite, bound=bound)
+
+    def _raise_if_nonfinite(self, finite, sq, idx, variables):
+        names = [variable_name(variables[i]) if variables is not None else f"grads[{i}]" for i in idx]
+        if tf.executing_eagerly():
+            if not bool(finite):
+                bad = [n for n, s in zip(names, sq) if not math.isfinite(float(s))] or names
+                raise FloatingPointError(
+                    "Non-finite gradients (nonfinite='raise') for: " + ", ".join(bad) + ". "
+                    "Use nonfinite='skip' to skip such steps or 'zero' to zero the bad entries."
+                )
+            return
+        bad = tf.boolean_mask(tf.constant(names), tf.logical_not(tf.math.is_finite(tf.stack(sq))))
+        tf.debugging.Assert(finite, ["Non-finite gradients (nonfinite='raise') for:", bad], summarize=50)
+
+    def _zero_nonfinite(self, finite, values, sq, norm):
+        def keep():
+            return list(values), list(sq), norm
+
+        def clean():
+            new = [tf.where(tf.math.is_finite(v), v, tf.zeros_like(v)) for v in values]
+            new_sq = [squared_norm(v) for v in new]
+            return new, new_sq, tf.sqrt(tf.add_n(new_sq))
+
+        values, sq, norm = tf.cond(finite, keep, clean)
+        return values, sq, norm, tf.math.is_finite(norm)  # False only if squares overflow
+
+    def _dispatch(self, grads, idx, values, sq, norm, variables):
+        inf = tf.constant(_INF)
+        if self.transform is not None:
+            out = call_transform(self.transform, _replace_values(grads, idx, values), variables)
+            return [values_of(out[i]) for i in idx], inf
+        t = tf.cast(self.threshold, tf.float32)
+        present_vars = None if variables is None else [variables[i] for i in idx]
+
+        def same(factor):
+            return [scale(v, factor) for v in values]
+
+        def none():
+            return list(values), inf
+
+        def value():
+            return [tf.clip_by_value(v, -tf.cast(t, v.dtype), tf.cast(t, v.dtype)) for v in values], t
+
+        def norm_each():
+            return [scale(v, clip_factor(tf.sqrt(s), t)) for v, s in zip(values, sq)], t
+
+        def global_norm():
+            return same(clip_factor(norm, t)), t
+
+        def normalize():
+            return [scale(v, t / tf.maximum(tf.sqrt(s), self.normalize_eps)) for v, s in zip(values, sq)], t
+
+        def global_normalize():
+            return same(t / tf.maximum(norm, self.normalize_eps)), t
+
+        def agc():
+            if present_vars is None:  # only reachable if the mode changed inside a graph
+                tf.debugging.Assert(False, ["Mode 'agc' needs the variables: call scaler(grads, variables)."])
+                return list(values), inf
+            return [agc_values(v, w, t, self.agc_eps) for v, w in zip(values, present_vars)], inf
+
+        def autoclip():
+            bound = self.autoclip.update(norm, t)
+            return same(bound_factor(norm, bound)), bound
+
+        def zclip():
+            bound = self.zclip.update(norm, t)
+            return same(bound_factor(norm, bound)), bound
+
+        branches = [none, value, norm_each, global_norm, normalize, global_normalize, agc, autoclip, zclip]
+        assert [b.__name__ for b in branches] == [n if n != "norm" else "norm_each" for n in MODE_NAMES]
+        return tf.switch_case(self.mode.read_value(), branches)
+
+    # ------------------------------------------------------------ config
+    def get_config(self) -> dict:
+        config = {
+            "nonfinite": self.nonfinite,
+            "agc_eps": self.agc_eps,
+            "autoclip_history": self.autoclip.history_size,
+            "zclip_alpha": self.zclip.alpha,
+            "zclip_warmup": self.zclip.warmup,
+            "zclip_eps": self.zclip.eps,
+            "normalize_eps": self.normalize_eps,
+        }
+        if self.transform is not None:
+            config["transform"] = keras.saving.serialize_keras_object(self.transform)
+        else:
+            config["mode"] = self.mode_name
+            config["threshold"] = float(self.threshold.numpy())
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "transform" in config:
+            config["transform"] = keras.saving.deserialize_keras_object(config["transform"])
+        return cls(**config)
+
+    def __repr__(self):
+        if self.transform is not None:
+            return f"Scaler(transform={self.transform!r}, nonfinite={self.nonfinite!r})"
+        return f"Scaler(mode={self.mode_name!r}, threshold={float(self.threshold.numpy()):g}, nonfinite={self.nonfinite!r})"
+
+
+def _replace_values(grads, idx, values):
+    out = list(grads)
+    for i, v in zip(idx, values):
+        out[i] = with_values(grads[i], v)
+    return out
+
+
+@keras.saving.register_keras_serializable(package="gradlab")
+class Chain:
+    """Apply transforms one after another.
+
+    >>> chain = Chain(Scaler("value", 2.0), Scaler("global_norm", 1.0))
+    >>> [g.numpy().round(4).tolist() for g in chain([tf.constant([3.0, 1.0])])]
+    [[0.8944, 0.4472]]
+    """
+
+    def __init__(self, *transforms):
+        if not transforms:
+            raise ValueError("Chain needs at least one transform. Received: no transforms")
+        self.transforms = [_check_transform(t, f"transforms[{i}]") for i, t in enumerate(transforms)]
+
+    def __call__(self, grads, variables=None):
+        for t in self.transforms:
+            grads = call_transform(t, grads, variables)
+        return grads
+
+    def get_config(self):
+        return {"transforms": [keras.saving.serialize_keras_object(t) for t in self.transforms]}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(*[keras.saving.deserialize_keras_object(t) for t in config["transforms"]])
+
+    def __repr__(self):
+        return "Chain(" + ", ".join(repr(t) for t in self.transforms) + ")"
+
+
+@keras.saving.register_keras_serializable(package="gradlab")
+class Selective:
+    """Scale gradients differently per part of the model, by variable name.
+
+    The article's "selectively scaling gradients from different parts of the
+    model". Each rule is ``(pattern, action)``: ``pattern`` a regular expression
+    searched in the variable's path (``"dense_1/kernel"``); ``action`` either a
+    float factor that multiplies those gradients, or a transform applied to
+    that group of gradients together (so ``Scaler("global_norm", 1.0)`` clips
+    the group's own global norm). The first matching rule wins; variables no rule
+    matches get ``default`` (unchanged when ``None``).
+
+    Args:
+      rules: list of ``(pattern, action)`` pairs, or a dict.
+      default: factor or transform for the unmatched variables, or None.
+
+    >>> v = [tf.Variable([1.0], name="encoder_w"), tf.Variable([1.0], name="head_w")]
+    >>> sel = Selective([("encoder", 0.1)])
+    >>> [g.numpy().tolist() for g in sel([tf.constant([2.0]), tf.constant([2.0])], v)]
+    [[0.20000000298023224], [2.0]]
+    """
+
+    def __init__(self, rules, default=None):
+        pairs = list(rules.items()) if isinstance(rules, dict) else list(rules)
+        if not pairs:
+            raise ValueError("Argument `rules` must hold at least one (pattern, action) pair. Received: rules=[]")
+        self.rules = []
+        for i, pair in enumerate(pairs):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ValueError(f"Argument `rules` must hold (pattern, action) pairs. Received: rules[{i}]={pair!r}")
+            pattern, action = pair
+            try:
+                regex = re.compile(pattern)
+            except (re.error, TypeError) as err:
+                raise ValueError(
+                    f"Argument `rules` must hold valid regular expressions. Received: rules[{i}] pattern={pattern!r} ({err})"
+                ) from None
+            self.rules.append((regex, _check_action(action, f"rules[{i}]")))
+        self.default = None if default is None else _check_action(default, "default")
+
+    def __call__(self, grads, variables=None):
+        if variables is None:
+            raise ValueError(
+                "Selective scaling matches variables by name: call it with (grads, variables). Received: variables=None"
+            )
+        grads = _checks.grad_list(grads)
+        variables = _checks.variable_list(variables, grads)
+        names = [variable_name(v) for v in variables]
+        groups: dict[int, list[int]] = {}
+        for i, name in enumerate(names):
+            k = next((k for k, (rx, _) in enumerate(self.rules) if rx.search(name)), -1)
+            groups.setdefault(k, []).append(i)
+        out = list(grads)
+        for k, members in groups.items():
+            action = self.default if k < 0 else self.rules[k][1]
+            if action is None:
+                continue
+            sub = [grads[i] for i in members]
+            if isinstance(action, float):
+                new = [None if g is None else with_values(g, scale(values_of(g), action)) for g in sub]
+            else:
+                new = call_transform(action, sub, [variables[i] for i in members])
+            for i, g in zip(members, new):
+                out[i] = g
+        return out
+
+    def get_config(self):
+        def ser(a):
+            return a if a is None or isinstance(a, float) else keras.saving.serialize_keras_object(a)
+
+        return {"rules": [[rx.pattern, ser(a)] for rx, a in self.rules], "default": ser(self.default)}
+
+    @classmethod
+    def from_config(cls, config):
+        def de(a):
+            return a if a is None or isinstance(a, (int, float)) else keras.saving.deserialize_keras_object(a)
+
+        return cls([(p, de(a)) for p, a in config["rules"]], default=de(config["default"]))
+
+    def __repr__(self):
+        rules = ", ".join(f"({rx.pattern!r}, {a!r})" for rx, a in self.rules)
+        return f"Selective([{rules}], default={self.default!r})"
+
+
+def _check_action(action, name):
+    if isinstance(action, bool):
+        raise ValueError(f"Argument `{name}` must be a finite number or a transform. Received: {action!r}")
+    if isinstance(action, (int, float)):
+        return float(_checks.number(name, action, low=0.0, low_open=False))
+    return _check_transform(action, name)
