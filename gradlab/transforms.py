@@ -130,9 +130,14 @@ def call_transform(fn, grads, variables):
     function like the article's ``scale_gradients(gradients, clip_value=1.0)``
     is never handed variables as its threshold.
     """
-    if _takes_variables(fn):
-        return fn(grads, variables=variables)
-    return fn(grads)
+    out = fn(grads, variables=variables) if _takes_variables(fn) else fn(grads)
+    if not isinstance(out, (list, tuple)) or len(out) != len(grads):
+        got = f"a list of length {len(out)}" if isinstance(out, (list, tuple)) else type(out).__name__
+        raise ValueError(
+            f"A transform must return a list of gradients as long as its input ({len(grads)}). "
+            f"Received from {fn!r}: {got}"
+        )
+    return list(out)
 
 
 def _takes_variables(fn) -> bool:
