@@ -17,6 +17,7 @@ import keras
 import tensorflow as tf
 from keras import initializers
 
+from gradlab.recording import Recorder, snapshot
 from gradlab.transforms import Scaler
 
 __all__ = ["ScaledOptimizer"]
@@ -115,6 +116,19 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         self.inner_optimizer = inner_optimizer
         self.inner_optimizer.loss_scale_factor = None
         self.scaler = scaler
+        self.recorder = None
+        self._loss = _Slot()
+
+    def start_recording(self, variables, capacity: int = 1024) -> Recorder:
+        """Record gradlab's statistics in every later traced step (see ``GradientStats``)."""
+        self.recorder = Recorder(list(variables), capacity)
+        return self.recorder
+
+    def scale_loss(self, loss):
+        # Keras' train step passes each batch's loss here before taking gradients:
+        # keep it (symbolically) so that apply() can record it.
+        self._loss.value = loss
+        return super().scale_loss(loss)
 
     def build(self, var_list):
         self.skipped_steps = self.add_variable(
@@ -145,6 +159,7 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         if self.loss_scale_factor is not None:
             grads = [g if g is None else g / self.loss_scale_factor for g in grads]
         scaled, info = self.scaler.scale(grads, trainable_variables)
+        old = snapshot(trainable_variables) if self.recorder is not None else None
 
         def update():
             self.inner_optimizer.apply(scaled, trainable_variables)
@@ -156,6 +171,19 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
             update() if bool(info.finite) else skip()
         else:
             tf.cond(info.finite, update, skip)
+        if self.recorder is not None:
+            loss = self._loss.value
+            self._loss.value = None
+            self.recorder.record(
+                loss=float("nan") if loss is None else loss,
+                info=info,
+                scaled=scaled,
+                old_weights=old,
+                variables=trainable_variables,
+                loss_scale=1.0,
+                mode=self.scaler.mode,
+                threshold=self.scaler.threshold,
+            )
 
     def stateless_apply(self, optimizer_variables, grads, trainable_variables):
         raise NotImplementedError("ScaledOptimizer runs on the TensorFlow backend (stateful apply) only.")
@@ -190,3 +218,9 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         inner.loss_scale_factor = config.pop("loss_scale_factor", None)
         scaler = keras.saving.deserialize_keras_object(config.pop("scaler"), custom_objects=custom_objects)
         return cls(inner, scaler=scaler, **config)
+
+
+class _Slot:
+    """Holds the loss of the step being traced (kept out of Keras' tracking)."""
+
+    value = None

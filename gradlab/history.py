@@ -1,0 +1,166 @@
+"""`History`: what an instrumented run recorded, step by step and layer by layer.
+
+One type for both paths (gradlab's :class:`~gradlab.training.Trainer` and
+``model.fit`` with :class:`~gradlab.training.GradientStats`). Arrays are numpy;
+rows are training steps, columns of the per-layer arrays are ``layer_names``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+__all__ = ["History", "SCALARS"]
+
+# Per-step scalar columns, in the order a step writes them.
+SCALARS = (
+    "loss",
+    "norm_before",  # global gradient norm before scaling
+    "norm_after",  # global gradient norm after scaling (the update's gradient)
+    "clipped",  # 1 when scaling changed the gradients
+    "skipped",  # 1 when the update was skipped (non-finite gradients)
+    "loss_scale",  # the dynamic loss scale in force (1 without mixed precision)
+    "threshold",  # the threshold variable at this step
+    "mode",  # the mode index at this step (see mode_names)
+    "bound",  # global-norm bound in force (computed for autoclip/zclip; inf if none)
+)
+PER_LAYER = ("layer_norm_before", "layer_norm_after", "update_ratio")
+
+
+@dataclasses.dataclass
+class History:
+    """Recorded statistics of a training run.
+
+    Attributes:
+      loss, norm_before, norm_after, clipped, skipped, loss_scale, threshold,
+        mode, bound: float arrays of shape ``(steps,)``.
+      layer_norm_before, layer_norm_after, update_ratio: ``(steps, layers)``;
+        ``update_ratio`` is ``||w_new - w_old|| / ||w_old||`` per layer.
+      layer_names: names of the layers (groups of variables).
+      mode_names: name of each mode index.
+      label: a name for the run (used by plots and ``compare``).
+    """
+
+    loss: np.ndarray
+    norm_before: np.ndarray
+    norm_after: np.ndarray
+    clipped: np.ndarray
+    skipped: np.ndarray
+    loss_scale: np.ndarray
+    threshold: np.ndarray
+    mode: np.ndarray
+    bound: np.ndarray
+    layer_norm_before: np.ndarray
+    layer_norm_after: np.ndarray
+    update_ratio: np.ndarray
+    layer_names: list
+    mode_names: tuple
+    label: str = ""
+
+    @classmethod
+    def empty(cls, layer_names, mode_names, label=""):
+        n = len(layer_names)
+        scalars = {k: np.zeros(0, np.float64) for k in SCALARS}
+        layers = {k: np.zeros((0, n), np.float64) for k in PER_LAYER}
+        return cls(**scalars, **layers, layer_names=list(layer_names), mode_names=tuple(mode_names), label=label)
+
+    @classmethod
+    def from_rows(cls, rows: np.ndarray, layer_names, mode_names, label=""):
+        """Build from the packed rows a compiled step writes: scalars, then 3 x layers."""
+        rows = np.asarray(rows, np.float64)
+        n, s = len(layer_names), len(SCALARS)
+        scalars = {k: rows[:, i] for i, k in enumerate(SCALARS)}
+        layers = {k: rows[:, s + j * n : s + (j + 1) * n] for j, k in enumerate(PER_LAYER)}
+        return cls(**scalars, **layers, layer_names=list(layer_names), mode_names=tuple(mode_names), label=label)
+
+    def extend(self, other: History) -> History:
+        """Append the steps of ``other`` (same layers) in place; return self."""
+        if list(other.layer_names) != list(self.layer_names):
+            raise ValueError(
+                "Argument `other` must record the same layers. "
+                f"Received: layer_names={other.layer_names}, expected {self.layer_names}"
+            )
+        for k in SCALARS + PER_LAYER:
+            setattr(self, k, np.concatenate([getattr(self, k), getattr(other, k)]))
+        return self
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+    @property
+    def steps(self) -> np.ndarray:
+        return np.arange(len(self))
+
+    @property
+    def modes(self) -> list:
+        """Mode name at each step."""
+        return [self.mode_names[int(m)] for m in self.mode]
+
+    @property
+    def clip_rate(self) -> float:
+        """Fraction of (not skipped) steps on which scaling changed the gradients."""
+        kept = self.skipped == 0
+        return float(self.clipped[kept].mean()) if kept.any() else float("nan")
+
+    def to_pandas(self):
+        """Two tidy frames: ``(steps, layers)``.
+
+        ``steps`` has one row per step and a column per scalar (``mode`` as its
+        name); ``layers`` has one row per (step, layer) with the per-layer columns.
+        """
+        import pandas as pd
+
+        steps = pd.DataFrame({"step": self.steps, **{k: getattr(self, k) for k in SCALARS}})
+        steps["mode"] = self.modes
+        steps["clipped"] = steps["clipped"].astype(bool)
+        steps["skipped"] = steps["skipped"].astype(bool)
+        steps.insert(0, "run", self.label)
+        n = len(self.layer_names)
+        layers = pd.DataFrame(
+            {
+                "run": self.label,
+                "step": np.repeat(self.steps, n),
+                "layer": np.tile(self.layer_names, len(self)),
+                **{k: getattr(self, k).reshape(-1) for k in PER_LAYER},
+            }
+        )
+        return steps, layers
+
+    def to_tensorboard(self, logdir: str) -> str:
+        """Write scalars (per step) and per-layer norm histograms for TensorBoard.
+
+        Returns ``logdir``. Non-finite values (skipped steps) are written as they are.
+        """
+        import tensorflow as tf
+
+        writer = tf.summary.create_file_writer(logdir)
+        with writer.as_default():
+            for t in range(len(self)):
+                for k in SCALARS:
+                    if k != "mode":
+                        tf.summary.scalar(f"gradlab/{k}", getattr(self, k)[t], step=t)
+                tf.summary.scalar("gradlab/mode", self.mode[t], step=t)
+                if len(self.layer_names):
+                    tf.summary.histogram("gradlab/layer_norm_before", self.layer_norm_before[t], step=t)
+                    tf.summary.histogram("gradlab/layer_norm_after", self.layer_norm_after[t], step=t)
+                    tf.summary.histogram("gradlab/update_ratio", self.update_ratio[t], step=t)
+                for j, name in enumerate(self.layer_names):
+                    tf.summary.scalar(f"layer_norm_before/{name}", self.layer_norm_before[t, j], step=t)
+            writer.flush()
+        return logdir
+
+    def summary(self) -> dict:
+        """Final loss, clip rate and norm statistics (finite steps only)."""
+        ok = np.isfinite(self.norm_before) & (self.skipped == 0)
+        nb = self.norm_before[ok]
+        return {
+            "run": self.label,
+            "steps": len(self),
+            "final_loss": float(self.loss[-1]) if len(self) else float("nan"),
+            "clip_rate": self.clip_rate,
+            "skipped": int(self.skipped.sum()),
+            "norm_median": float(np.median(nb)) if nb.size else float("nan"),
+            "norm_p90": float(np.percentile(nb, 90)) if nb.size else float("nan"),
+            "norm_max": float(nb.max()) if nb.size else float("nan"),
+        }

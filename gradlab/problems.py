@@ -1,0 +1,146 @@
+"""Small offline problems for notebooks, tests and benchmarks.
+
+Nothing is downloaded: data come from a seed or from scikit-learn's bundled
+digits. Each builder returns a :class:`Problem` whose ``model()`` builds a fresh
+Keras model with weights fixed by the problem's seed, so several runs can start
+from identical weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+from gradlab import _checks
+
+__all__ = ["PROBLEMS", "Problem", "deep_mlp", "digits", "imbalanced_digits", "make_problem", "wide_mlp"]
+
+
+@dataclasses.dataclass
+class Problem:
+    """Data, a model builder and a loss.
+
+    Attributes:
+      name: registry name.
+      x, y: numpy training arrays.
+      build: callable returning a new, un-compiled Keras model.
+      loss: a Keras loss object.
+      seed: the seed used for data and for the model's initial weights.
+      description: one line for menus.
+    """
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    build: Callable[[], keras.Model]
+    loss: keras.losses.Loss
+    seed: int
+    description: str
+
+    def model(self) -> keras.Model:
+        """A fresh model; every call gives the same initial weights."""
+        keras.utils.set_random_seed(self.seed)
+        return self.build()
+
+
+def deep_mlp(seed: int = 0, depth: int = 8, width: int = 32, samples: int = 1024) -> Problem:
+    """A deep tanh MLP on a synthetic regression task.
+
+    With plain SGD its gradient norms stay moderate at a learning rate of 0.01 and
+    explode (loss diverges) at 0.5 and above without clipping.
+    """
+    depth = _checks.number("depth", depth, low=1, low_open=False, integer=True)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(samples, 16)).astype("float32")
+    w = rng.normal(size=(16, 1)).astype("float32")
+    y = (np.sin(x @ w) + 0.1 * rng.normal(size=(samples, 1))).astype("float32")
+
+    def build():
+        init = keras.initializers.RandomNormal(stddev=1.5 / np.sqrt(width))
+        layers = [keras.Input((16,))]
+        layers += [keras.layers.Dense(width, activation="tanh", kernel_initializer=init) for _ in range(depth)]
+        layers += [keras.layers.Dense(1)]
+        return keras.Sequential(layers, name="deep_mlp")
+
+    return Problem(
+        "deep_mlp",
+        x,
+        y,
+        build,
+        keras.losses.MeanSquaredError(),
+        seed,
+        f"deep tanh MLP ({depth} layers), synthetic regression",
+    )
+
+
+def wide_mlp(seed: int = 0, samples: int = 2048, width: int = 1024) -> Problem:
+    """A ReLU MLP of about 1M parameters on synthetic 10-class data (benchmarks)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(samples, 256)).astype("float32")
+    y = rng.integers(0, 10, size=(samples,)).astype("int32")
+
+    def build():
+        return keras.Sequential(
+            [
+                keras.Input((256,)),
+                keras.layers.Dense(width, activation="relu"),
+                keras.layers.Dense(width // 2, activation="relu"),
+                keras.layers.Dense(10),
+            ],
+            name="wide_mlp",
+        )
+
+    return Problem("wide_mlp", x, y, build, _xent(), seed, "ReLU MLP, ~0.8M parameters, synthetic classes")
+
+
+def digits(seed: int = 0) -> Problem:
+    """scikit-learn's bundled 8x8 digits (1,797 images), a small MLP classifier."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = (data.data / 16.0).astype("float32")
+    y = data.target.astype("int32")
+    order = np.random.default_rng(seed).permutation(len(x))
+    return Problem("digits", x[order], y[order], _digits_model, _xent(), seed, "scikit-learn digits, MLP classifier")
+
+
+def imbalanced_digits(seed: int = 0, keep: float = 0.1) -> Problem:
+    """Digits with classes 1-9 cut to ``keep`` of their images; class 0 kept whole.
+
+    Class 0 then dominates the gradient of the output layer: the setting the
+    article has in mind for selective (per-layer) scaling.
+    """
+    keep = _checks.number("keep", keep, low=0.0, high=1.0)
+    base = digits(seed)
+    rng = np.random.default_rng(seed + 1)
+    mask = (base.y == 0) | (rng.random(len(base.y)) < keep)
+    return Problem(
+        "imbalanced_digits",
+        base.x[mask],
+        base.y[mask],
+        _digits_model,
+        _xent(),
+        seed,
+        f"digits with classes 1-9 kept at {keep:.0%}",
+    )
+
+
+def _digits_model():
+    return keras.Sequential(
+        [keras.Input((64,)), keras.layers.Dense(32, activation="tanh"), keras.layers.Dense(10)], name="digits_mlp"
+    )
+
+
+def _xent():
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+PROBLEMS = {"deep_mlp": deep_mlp, "digits": digits, "imbalanced_digits": imbalanced_digits, "wide_mlp": wide_mlp}
+
+
+def make_problem(name: str, seed: int = 0) -> Problem:
+    """Build a registered problem by name."""
+    return PROBLEMS[_checks.choice("problem", name, tuple(PROBLEMS))](seed=seed)

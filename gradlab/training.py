@@ -1,0 +1,367 @@
+"""Instrumented training: every statistic from the real gradients, inside one compiled step.
+
+:class:`Trainer` runs a custom ``tf.function`` step over any Keras model (on GPU
+when there is one, XLA optional). Each step records, from the very gradients
+that update the weights: loss, global norm before and after scaling, per-layer
+norms before and after, whether scaling was active, per-layer update-to-weight
+ratios, the loss scale, a skipped-step flag, and the mode and threshold in force.
+Statistics go to preallocated ``tf.Variable`` buffers; the host reads them only
+every ``capacity`` steps or at the end.
+
+Mode and threshold live in the :class:`~gradlab.transforms.Scaler`'s variables:
+``trainer.scaler.set(...)`` between steps (from a widget, another thread) takes
+effect at the next step and never retraces.
+
+``model.fit`` users get the same :class:`~gradlab.history.History` from the
+:class:`GradientStats` callback with a :class:`~gradlab.optimizer.ScaledOptimizer`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import keras
+import tensorflow as tf
+
+from gradlab import _checks
+from gradlab.history import History
+from gradlab.optimizer import ScaledOptimizer
+from gradlab.problems import Problem
+from gradlab.recording import Recorder, snapshot
+from gradlab.transforms import MODE_NAMES, Scaler
+
+__all__ = ["GradientStats", "Trainer", "compare", "setup"]
+
+
+def setup(seed: int = 0, deterministic: bool = True, quiet: bool = True) -> None:
+    """Seed Python, numpy and TensorFlow; optionally make ops deterministic and quiet.
+
+    Call it first in a notebook or test. ``quiet`` silences TensorFlow's Python
+    logger and, if TensorFlow was not imported yet, its C++ start-up lines.
+    """
+    seed = _checks.number("seed", seed, low=0, low_open=False, integer=True)
+    if quiet:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        tf.get_logger().setLevel("ERROR")
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def _dataset(x, y, batch_size, shuffle, seed):
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    # Fixed batch shape: a ragged last batch would retrace the step.
+    return ds.batch(batch_size, drop_remainder=True).repeat().prefetch(2)
+
+
+class Trainer:
+    """A compiled, instrumented training loop for one model.
+
+    Args:
+      model: a built Keras model (Sequential, Functional or subclassed).
+      loss: a Keras loss (object, name or callable ``loss(y_true, y_pred)``).
+      optimizer: a Keras optimizer, or a :class:`ScaledOptimizer` (its scaler and
+        inner optimizer are then used).
+      scaler: a :class:`Scaler`; default ``Scaler("none")`` (record, do not scale).
+      jit_compile: compile the step with XLA.
+      steps_per_call: steps run per call of the compiled function (fewer Python
+        round trips).
+      capacity: rows of the statistics buffer; the host reads it when full.
+      label: a name for the run.
+
+    >>> p = gradlab.problems.deep_mlp(depth=2, samples=64)
+    >>> t = Trainer(p.model(), p.loss, keras.optimizers.SGD(0.01), Scaler("global_norm", 1.0))
+    >>> h = t.fit(p.x, p.y, steps=5, batch_size=16, progress=False)
+    >>> len(h), bool((h.norm_after <= 1.0 + 1e-6).all())
+    (5, True)
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        loss,
+        optimizer,
+        scaler: Scaler | None = None,
+        *,
+        jit_compile: bool = False,
+        steps_per_call: int = 1,
+        capacity: int = 1024,
+        label: str = "",
+    ):
+        if not isinstance(model, keras.Model):
+            raise ValueError(f"Argument `model` must be a keras.Model. Received: model={model!r}")
+        if not model.built or not model.trainable_variables:
+            raise ValueError(
+                "Argument `model` must be built and have trainable variables (build it with an "
+                f"Input or call it once). Received: model={model.name!r} with "
+                f"{len(model.trainable_variables) if model.built else 'no'} trainable variables"
+            )
+        if isinstance(optimizer, ScaledOptimizer):
+            if scaler is not None:
+                raise ValueError(
+                    "Only one clipping option may be set: the optimizer is a ScaledOptimizer with its own "
+                    f"scaler. Received: scaler={scaler!r}"
+                )
+            scaler, optimizer = optimizer.scaler, optimizer.inner_optimizer
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            raise ValueError(
+                "gradlab's Trainer does not run mixed-precision loss scaling yet; train with "
+                "model.fit and a ScaledOptimizer (Keras unscales before gradlab scales). "
+                f"Received: optimizer={optimizer!r}"
+            )
+        if not isinstance(optimizer, keras.optimizers.Optimizer):
+            raise ValueError(f"Argument `optimizer` must be a Keras optimizer. Received: optimizer={optimizer!r}")
+        for arg in ("clipnorm", "clipvalue", "global_clipnorm"):
+            if getattr(optimizer, arg, None):
+                raise ValueError(
+                    f"Only one clipping option may be set: the optimizer clips with `{arg}`; give the "
+                    f"clipping to the Trainer's scaler instead. Received: optimizer.{arg}={getattr(optimizer, arg)!r}"
+                )
+        if scaler is not None and not isinstance(scaler, Scaler):
+            raise ValueError(f"Argument `scaler` must be a gradlab.Scaler. Received: scaler={scaler!r}")
+        self.model = model
+        self.loss = keras.losses.get(loss) if isinstance(loss, str) else loss
+        self.optimizer = optimizer
+        self.scaler = scaler if scaler is not None else Scaler("none")
+        self.steps_per_call = _checks.number("steps_per_call", steps_per_call, low=1, low_open=False, integer=True)
+        capacity = _checks.number("capacity", capacity, low=1, low_open=False, integer=True)
+        self.label = label
+        self.variables = list(model.trainable_variables)
+        self.optimizer.build(self.variables)
+        self.recorder = Recorder(self.variables, capacity)
+        self.history = History.empty(self.recorder.layer_names, MODE_NAMES, label)
+        self._step = tf.function(self._train_step, jit_compile=jit_compile, reduce_retracing=True)
+        self._steps = tf.function(self._train_steps)
+
+    # ------------------------------------------------------------ compiled
+    def _train_step(self, x, y):
+        with tf.GradientTape() as tape:
+            pred = self.model(x, training=True)
+            loss = self.loss(y, pred)
+            if self.model.losses:
+                loss = loss + tf.add_n(self.model.losses)
+        grads = tape.gradient(loss, self.variables)
+        scaled, info = self.scaler.scale(grads, self.variables)
+        old = snapshot(self.variables)
+
+        def update():
+            self.optimizer.apply(scaled, self.variables)
+            return tf.constant(True)
+
+        tf.cond(info.finite, update, lambda: tf.constant(False))
+        self.recorder.record(
+            loss=loss,
+            info=info,
+            scaled=scaled,
+            old_weights=old,
+            variables=self.variables,
+            loss_scale=1.0,
+            mode=self.scaler.mode,
+            threshold=self.scaler.threshold,
+        )
+
+    def _train_steps(self, iterator, n):
+        for _ in tf.range(n):
+            x, y = next(iterator)
+            self._step(x, y)
+
+    @property
+    def tracing_count(self) -> int:
+        """How many times the compiled step was traced (1 after any number of changes)."""
+        return self._step.experimental_get_tracing_count()
+
+    # ------------------------------------------------------------ host loop
+    def fit(
+        self,
+        x=None,
+        y=None,
+        *,
+        dataset: tf.data.Dataset | None = None,
+        steps: int = 100,
+        batch_size: int = 32,
+        shuffle: bool = True,
+        seed: int = 0,
+        progress: bool = True,
+        on_flush=None,
+        flush_every: int | None = None,
+    ) -> History:
+        """Train ``steps`` steps and return the history of this call.
+
+        Args:
+          x, y: numpy arrays (batched with ``batch_size``, shuffled with ``seed``).
+          dataset: a ``tf.data.Dataset`` of ``(x, y)`` batches instead (repeated).
+          steps: number of training steps.
+          progress: show progress (a widget in Jupyter, text elsewhere).
+          on_flush: ``fn(history_so_far)`` called each time statistics are read.
+          flush_every: steps between reads (default ``capacity``); the host
+            syncs only then.
+
+        The full record of every call is also kept in ``trainer.history``.
+        """
+        steps = _checks.number("steps", steps, low=1, low_open=False, integer=True)
+        if dataset is None:
+            if x is None or y is None:
+                raise ValueError("Pass `x` and `y` arrays or a `dataset`. Received: x=None or y=None")
+            if len(x) < batch_size:
+                raise ValueError(
+                    f"Argument `batch_size` must be at most the number of samples ({len(x)}). "
+                    f"Received: batch_size={batch_size}"
+                )
+            dataset = _dataset(x, y, batch_size, shuffle, seed)
+        else:
+            dataset = dataset.repeat()
+        flush_every = self.recorder.capacity if flush_every is None else flush_every
+        flush_every = _checks.number("flush_every", flush_every, low=1, high=self.recorder.capacity, integer=True)
+        iterator = iter(dataset)
+        run = History.empty(self.recorder.layer_names, MODE_NAMES, self.label)
+        bar = _Progress(steps, self.label) if progress else None
+        done = pending = 0
+        while done < steps:
+            n = min(self.steps_per_call, steps - done, flush_every - pending)
+            self._steps(iterator, tf.constant(n))
+            done += n
+            pending += n
+            if pending == flush_every or done == steps:
+                part = self.recorder.history(self.recorder.flush(), self.label)
+                run.extend(part)
+                self.history.extend(part)
+                pending = 0
+                if bar:
+                    bar.update(done, run)
+                if on_flush is not None:
+                    on_flush(run)
+        if bar:
+            bar.close()
+        return run
+
+
+class GradientStats(keras.callbacks.Callback):
+    """Collect gradlab's statistics during ``model.fit`` into a :class:`History`.
+
+    The model must be compiled with a :class:`ScaledOptimizer`. Statistics are
+    recorded inside the compiled train step from the real gradients; this
+    callback reads them every ``capacity`` batches and at the end of each epoch.
+    If the train function was already traced without recording, it is traced
+    once more.
+
+    >>> p = gradlab.problems.deep_mlp(depth=2, samples=64)
+    >>> m = p.model()
+    >>> m.compile(gradlab.ScaledOptimizer(keras.optimizers.SGD(0.01), "global_norm", 1.0), p.loss)
+    >>> stats = GradientStats()
+    >>> _ = m.fit(p.x, p.y, batch_size=16, epochs=1, verbose=0, callbacks=[stats])
+    >>> len(stats.history)
+    4
+    """
+
+    def __init__(self, capacity: int = 1024, label: str = ""):
+        super().__init__()
+        self.capacity = _checks.number("capacity", capacity, low=1, low_open=False, integer=True)
+        self.label = label
+        self.history: History | None = None
+        self._pending = 0
+
+    def on_train_begin(self, logs=None):
+        opt = self.model.optimizer
+        if not isinstance(opt, ScaledOptimizer):
+            raise ValueError(
+                "GradientStats needs the model compiled with gradlab.ScaledOptimizer. "
+                f"Received: optimizer={type(opt).__name__}"
+            )
+        if opt.recorder is None:
+            opt.start_recording(self.model.trainable_variables, self.capacity)
+            self.model.make_train_function(force=True)
+        recorder = opt.recorder
+        if self.history is None:
+            self.history = History.empty(recorder.layer_names, MODE_NAMES, self.label)
+        self._pending = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._pending += 1
+        if self._pending >= self.model.optimizer.recorder.capacity:
+            self._flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._flush()
+
+    def on_train_end(self, logs=None):
+        self._flush()
+
+    def _flush(self):
+        recorder = self.model.optimizer.recorder
+        self.history.extend(recorder.history(recorder.flush(), self.label))
+        self._pending = 0
+
+
+def compare(
+    problem: Problem,
+    runs,
+    *,
+    optimizer=lambda: keras.optimizers.SGD(0.1),
+    steps: int = 200,
+    batch_size: int = 32,
+    seed: int = 0,
+    progress: bool = False,
+    **trainer_options,
+) -> list[History]:
+    """Train one run per ``(mode, threshold)`` from identical weights and data order.
+
+    Args:
+      problem: a :class:`gradlab.problems.Problem` (its ``model()`` gives the
+        same initial weights each call).
+      runs: list of mode names or ``(mode, threshold)`` pairs.
+      optimizer: a function returning a fresh Keras optimizer for each run.
+      steps, batch_size, seed: as in :meth:`Trainer.fit` (same seed: same order).
+
+    Returns:
+      One :class:`History` per run, labelled ``"mode"`` or ``"mode=threshold"``.
+    """
+    if not callable(optimizer) or isinstance(optimizer, keras.optimizers.Optimizer):
+        raise ValueError(
+            "Argument `optimizer` must be a function returning a new optimizer for each run, such as "
+            f"`lambda: keras.optimizers.SGD(0.1)`. Received: optimizer={optimizer!r}"
+        )
+    histories = []
+    for run in runs:
+        mode, threshold = (run, None) if isinstance(run, str) else tuple(run)
+        label = mode if threshold is None else f"{mode}={threshold:g}"
+        trainer = Trainer(
+            problem.model(), problem.loss, optimizer(), Scaler(mode, threshold), label=label, **trainer_options
+        )
+        histories.append(
+            trainer.fit(problem.x, problem.y, steps=steps, batch_size=batch_size, seed=seed, progress=progress)
+        )
+    return histories
+
+
+class _Progress:
+    """A progress bar widget in Jupyter, a text line elsewhere."""
+
+    def __init__(self, total, label=""):
+        self.total, self.label, self.start = total, label, time.perf_counter()
+        self.widget = None
+        if "ipykernel" in sys.modules:
+            try:
+                import ipywidgets as w
+                from IPython.display import display
+
+                self.widget = w.HBox([w.IntProgress(max=total, description=label or "training"), w.Label()])
+                display(self.widget)
+            except ImportError:  # pragma: no cover - ipywidgets is a dependency
+                self.widget = None
+
+    def update(self, done, run):
+        loss = run.loss[-1] if len(run) else float("nan")
+        text = f"{done}/{self.total} steps, loss {loss:.4g}, {time.perf_counter() - self.start:.1f}s"
+        if self.widget is not None:
+            self.widget.children[0].value = done
+            self.widget.children[1].value = text
+        else:
+            print(f"{self.label + ': ' if self.label else ''}{text}", file=sys.stderr)
+
+    def close(self):
+        if self.widget is not None:
+            self.widget.children[0].bar_style = "success"
