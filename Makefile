@@ -35,3 +35,6 @@ lint: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+bench: install
+	$(BIN)/python benchmarks/bench_step.py

@@ -10,7 +10,9 @@ import os as _os
 # Quiet TensorFlow's C++ start-up lines when gradlab is imported first.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from gradlab import problems  # noqa: E402
 from gradlab.adaptive import AutoClip, ZClip  # noqa: E402
+from gradlab.history import History  # noqa: E402
 from gradlab.optimizer import ScaledOptimizer  # noqa: E402
 from gradlab.scaling import (  # noqa: E402
     adaptive_clip,
@@ -22,6 +24,7 @@ from gradlab.scaling import (  # noqa: E402
     normalize_global,
     tensor_norms,
 )
+from gradlab.training import GradientStats, Trainer, compare, setup  # noqa: E402
 from gradlab.transforms import MODE_NAMES, MODES, NONFINITE_POLICIES, Chain, Info, Scaler, Selective  # noqa: E402
 
 __version__ = "0.1.0"
@@ -32,6 +35,12 @@ __all__ = [
     "NONFINITE_POLICIES",
     "AutoClip",
     "Chain",
+    "GradientStats",
+    "History",
+    "Trainer",
+    "compare",
+    "problems",
+    "setup",
     "Info",
     "ScaledOptimizer",
     "Scaler",

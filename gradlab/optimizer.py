@@ -177,7 +177,6 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
             self.recorder.record(
                 loss=float("nan") if loss is None else loss,
                 info=info,
-                scaled=scaled,
                 old_weights=old,
                 variables=trainable_variables,
                 loss_scale=1.0,

@@ -61,8 +61,11 @@ def deep_mlp(seed: int = 0, depth: int = 8, width: int = 32, samples: int = 1024
     def build():
         init = keras.initializers.RandomNormal(stddev=1.5 / np.sqrt(width))
         layers = [keras.Input((16,))]
-        layers += [keras.layers.Dense(width, activation="tanh", kernel_initializer=init) for _ in range(depth)]
-        layers += [keras.layers.Dense(1)]
+        layers += [
+            keras.layers.Dense(width, activation="tanh", kernel_initializer=init, name=f"hidden_{i + 1}")
+            for i in range(depth)
+        ]
+        layers += [keras.layers.Dense(1, name="output")]
         return keras.Sequential(layers, name="deep_mlp")
 
     return Problem(
@@ -86,9 +89,9 @@ def wide_mlp(seed: int = 0, samples: int = 2048, width: int = 1024) -> Problem:
         return keras.Sequential(
             [
                 keras.Input((256,)),
-                keras.layers.Dense(width, activation="relu"),
-                keras.layers.Dense(width // 2, activation="relu"),
-                keras.layers.Dense(10),
+                keras.layers.Dense(width, activation="relu", name="hidden_1"),
+                keras.layers.Dense(width // 2, activation="relu", name="hidden_2"),
+                keras.layers.Dense(10, name="output"),
             ],
             name="wide_mlp",
         )
@@ -130,7 +133,12 @@ def imbalanced_digits(seed: int = 0, keep: float = 0.1) -> Problem:
 
 def _digits_model():
     return keras.Sequential(
-        [keras.Input((64,)), keras.layers.Dense(32, activation="tanh"), keras.layers.Dense(10)], name="digits_mlp"
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(32, activation="tanh", name="hidden"),
+            keras.layers.Dense(10, name="output"),
+        ],
+        name="digits_mlp",
     )
 
 

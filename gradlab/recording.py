@@ -13,7 +13,6 @@ import numpy as np
 import tensorflow as tf
 
 from gradlab.history import SCALARS, History
-from gradlab.scaling import squared_norm, values_of
 from gradlab.transforms import MODE_NAMES, Info, variable_name
 
 __all__ = ["Recorder", "layer_groups"]
@@ -22,15 +21,18 @@ __all__ = ["Recorder", "layer_groups"]
 def layer_groups(variables):
     """Group variables by layer: ``(layer_names, one_hot)``.
 
-    The layer of ``"dense_1/kernel"`` is ``"dense_1"`` (the path without its last
-    part). ``one_hot`` is a float32 ``(variables, layers)`` matrix, so that
+    The layer of ``"mlp/dense_1/kernel"`` is ``"dense_1"``: the path without its
+    last part, and without the model's name when every variable shares it.
+    ``one_hot`` is a float32 ``(variables, layers)`` matrix, so that
     ``squared_norms @ one_hot`` sums squares layer by layer.
     """
+    paths = [variable_name(v).split("/") for v in variables]
+    firsts = {p[0] for p in paths if len(p) > 2}
+    strip = 1 if len(firsts) == 1 and all(len(p) > 2 for p in paths) else 0
     names = []
     index = []
-    for v in variables:
-        path = variable_name(v)
-        layer = path.rsplit("/", 1)[0] if "/" in path else path
+    for p in paths:
+        layer = "/".join(p[strip:-1]) if len(p) > 1 else p[0]
         if layer not in names:
             names.append(layer)
         index.append(names.index(layer))
@@ -39,8 +41,8 @@ def layer_groups(variables):
     return names, one_hot
 
 
-def _squares(tensors):
-    return tf.stack([tf.constant(0.0) if t is None else squared_norm(values_of(t)) for t in tensors])
+def _stack(squares):
+    return tf.stack([tf.constant(0.0) if s is None else s for s in squares])
 
 
 class Recorder:
@@ -55,17 +57,26 @@ class Recorder:
         self.buffer = tf.Variable(tf.zeros([self.capacity, self.width]), name="gradlab_records", **state)
         self.row = tf.Variable(0, dtype=tf.int32, name="gradlab_record_row", **state)
 
-    def record(self, *, loss, info: Info, scaled, old_weights, variables, loss_scale, mode, threshold):
-        """Pack one step's statistics and write them at the next row (graph-safe)."""
-        sq_before = tf.stack([tf.constant(0.0) if s is None else s for s in info.squared_norms])
-        sq_after = _squares(scaled)
+    def record(self, *, loss, info: Info, old_weights, variables, loss_scale, mode, threshold):
+        """Pack one step's statistics and write them at the next row (graph-safe).
+
+        ``old_weights`` are the variables' values before the update (from
+        :func:`snapshot`); the update-to-weight ratio compares them with now.
+        """
+        sq_before = _stack(info.squared_norms)
+        sq_after = _stack(info.squared_norms_after)
         norm_after = tf.sqrt(tf.reduce_sum(sq_after))
         finite = info.finite
         skipped = 1.0 - tf.cast(finite, tf.float32)
         changed = tf.abs(norm_after - info.norm) > 1e-6 * info.norm
         clipped = tf.cast(tf.logical_and(finite, changed), tf.float32)
-        diffs = _squares([tf.cast(_read(v), tf.float32) - w for v, w in zip(variables, old_weights)])
-        weights = _squares(old_weights)
+        diffs = tf.stack(
+            [
+                tf.reduce_sum(tf.math.squared_difference(tf.cast(_read(v), tf.float32), w))
+                for v, w in zip(variables, old_weights)
+            ]
+        )
+        weights = tf.stack([tf.reduce_sum(tf.square(w)) for w in old_weights])
         layer_before = tf.sqrt(tf.linalg.matvec(self.one_hot, sq_before, transpose_a=True))
         layer_after = tf.sqrt(tf.linalg.matvec(self.one_hot, sq_after, transpose_a=True))
         layer_w = tf.sqrt(tf.linalg.matvec(self.one_hot, weights, transpose_a=True))
@@ -100,8 +111,13 @@ class Recorder:
 
 
 def snapshot(variables):
-    """Float32 copies of the variables' current values (for update ratios)."""
-    return [tf.identity(tf.cast(_read(v), tf.float32)) for v in variables]
+    """The variables' current values as float32 tensors (for update ratios).
+
+    ``tf.identity`` forces the read now (``tf.cast`` to the same dtype would
+    return the variable itself, read only later). TensorFlow copies the buffer
+    on the next write only while this read is still in use.
+    """
+    return [tf.cast(tf.identity(_read(v)), tf.float32) for v in variables]
 
 
 def _read(v):

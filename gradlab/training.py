@@ -134,8 +134,15 @@ class Trainer:
         self.optimizer.build(self.variables)
         self.recorder = Recorder(self.variables, capacity)
         self.history = History.empty(self.recorder.layer_names, MODE_NAMES, label)
-        self._step = tf.function(self._train_step, jit_compile=jit_compile, reduce_retracing=True)
-        self._steps = tf.function(self._train_steps)
+        # One step: batches are fetched on the host and passed as tensors (as model.fit
+        # does). Several steps per call: one function loops over the iterator, with
+        # the step inside it (XLA-compiled on its own: iterators stay outside XLA).
+        if self.steps_per_call == 1:
+            self._step = tf.function(self._train_step, jit_compile=jit_compile)
+            self._compiled = self._step
+        else:
+            self._step = tf.function(self._train_step, jit_compile=True) if jit_compile else self._train_step
+            self._compiled = tf.function(self._train_steps)
 
     # ------------------------------------------------------------ compiled
     def _train_step(self, x, y):
@@ -156,7 +163,6 @@ class Trainer:
         self.recorder.record(
             loss=loss,
             info=info,
-            scaled=scaled,
             old_weights=old,
             variables=self.variables,
             loss_scale=1.0,
@@ -172,7 +178,7 @@ class Trainer:
     @property
     def tracing_count(self) -> int:
         """How many times the compiled step was traced (1 after any number of changes)."""
-        return self._step.experimental_get_tracing_count()
+        return self._compiled.experimental_get_tracing_count()
 
     # ------------------------------------------------------------ host loop
     def fit(
@@ -222,7 +228,10 @@ class Trainer:
         done = pending = 0
         while done < steps:
             n = min(self.steps_per_call, steps - done, flush_every - pending)
-            self._steps(iterator, tf.constant(n))
+            if self.steps_per_call == 1:
+                self._step(*next(iterator))
+            else:
+                self._compiled(iterator, tf.constant(n))
             done += n
             pending += n
             if pending == flush_every or done == steps:

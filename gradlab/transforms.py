@@ -93,6 +93,7 @@ class Info(NamedTuple):
     Attributes:
       norm: global norm of the incoming gradients.
       squared_norms: list, squared norm of each incoming gradient (None for None).
+      squared_norms_after: list, squared norm of each scaled gradient.
       finite: bool scalar, False when the step must be skipped.
       bound: the global-norm bound in force this step (the threshold for the
         fixed modes, the computed bound for AutoClip and ZClip; inf when none).
@@ -100,6 +101,7 @@ class Info(NamedTuple):
 
     norm: tf.Tensor
     squared_norms: list
+    squared_norms_after: list
     finite: tf.Tensor
     bound: tf.Tensor
 
@@ -292,20 +294,23 @@ class Scaler:
             values, sq, norm, finite = self._zero_nonfinite(finite, values, sq, norm)
 
         def run():
-            out, bound = self._dispatch(grads, idx, values, sq, norm, variables)
-            return out, tf.cast(bound, tf.float32)
+            out, bound, sq_after = self._dispatch(grads, idx, values, sq, norm, variables)
+            return out, tf.cast(bound, tf.float32), sq_after
 
         def skip():
-            return [tf.zeros_like(v) for v in values], tf.constant(float("nan"))
+            return [tf.zeros_like(v) for v in values], tf.constant(float("nan")), [tf.zeros_like(s) for s in sq]
 
         if not values:
-            out, bound = [], tf.constant(_INF)
+            out, bound, sq_after = [], tf.constant(_INF), []
         else:
-            out, bound = tf.cond(finite, run, skip)
-        result = _replace_values(grads, idx, out)
-        by_index = dict(zip(idx, sq))
-        squared = [by_index.get(i) for i in range(len(grads))]
-        return result, Info(norm=norm, squared_norms=squared, finite=finite, bound=bound)
+            out, bound, sq_after = tf.cond(finite, run, skip)
+        return _replace_values(grads, idx, out), Info(
+            norm=norm,
+            squared_norms=_replace_values([None] * len(grads), idx, sq),
+            squared_norms_after=_replace_values([None] * len(grads), idx, sq_after),
+            finite=finite,
+            bound=bound,
+        )
 
     def _raise_if_nonfinite(self, finite, sq, idx, variables):
         names = [variable_name(variables[i]) if variables is not None else f"grads[{i}]" for i in idx]
@@ -333,47 +338,58 @@ class Scaler:
         return values, sq, norm, tf.math.is_finite(norm)  # False only if squares overflow
 
     def _dispatch(self, grads, idx, values, sq, norm, variables):
+        """Run the current mode; return ``(values, bound, squared norms after)``.
+
+        Modes that only rescale tensors get their norms after scaling as
+        ``factor**2 * norm**2``, without another pass over the gradients.
+        """
         inf = tf.constant(_INF)
+
+        def measured(out, bound):
+            return list(out), bound, [squared_norm(v) for v in out]
+
+        def by_factors(factors, bound):
+            out = [scale(v, f) for v, f in zip(values, factors)]
+            return out, bound, [s * f * f for s, f in zip(sq, factors)]
+
         if self.transform is not None:
             out = call_transform(self.transform, _replace_values(grads, idx, values), variables)
-            return [values_of(out[i]) for i in idx], inf
+            return measured([values_of(out[i]) for i in idx], inf)
         t = tf.cast(self.threshold, tf.float32)
         present_vars = None if variables is None else [variables[i] for i in idx]
-
-        def same(factor):
-            return [scale(v, factor) for v in values]
+        each = [None] * len(values)
 
         def none():
-            return list(values), inf
+            return list(values), inf, list(sq)
 
         def value():
-            return [tf.clip_by_value(v, -tf.cast(t, v.dtype), tf.cast(t, v.dtype)) for v in values], t
+            return measured([tf.clip_by_value(v, -tf.cast(t, v.dtype), tf.cast(t, v.dtype)) for v in values], t)
 
         def norm_each():
-            return [scale(v, clip_factor(tf.sqrt(s), t)) for v, s in zip(values, sq)], t
+            return by_factors([clip_factor(tf.sqrt(s), t) for s in sq], t)
 
         def global_norm():
-            return same(clip_factor(norm, t)), t
+            return by_factors([clip_factor(norm, t) for _ in each], t)
 
         def normalize():
-            return [scale(v, t / tf.maximum(tf.sqrt(s), self.normalize_eps)) for v, s in zip(values, sq)], t
+            return by_factors([t / tf.maximum(tf.sqrt(s), self.normalize_eps) for s in sq], t)
 
         def global_normalize():
-            return same(t / tf.maximum(norm, self.normalize_eps)), t
+            return by_factors([t / tf.maximum(norm, self.normalize_eps) for _ in each], t)
 
         def agc():
             if present_vars is None:  # only reachable if the mode changed inside a graph
                 tf.debugging.Assert(False, ["Mode 'agc' needs the variables: call scaler(grads, variables)."])
-                return list(values), inf
-            return [agc_values(v, w, t, self.agc_eps) for v, w in zip(values, present_vars)], inf
+                return none()
+            return measured([agc_values(v, w, t, self.agc_eps) for v, w in zip(values, present_vars)], inf)
 
         def autoclip():
             bound = self.autoclip.update(norm, t)
-            return same(bound_factor(norm, bound)), bound
+            return by_factors([bound_factor(norm, bound) for _ in each], bound)
 
         def zclip():
             bound = self.zclip.update(norm, t)
-            return same(bound_factor(norm, bound)), bound
+            return by_factors([bound_factor(norm, bound) for _ in each], bound)
 
         branches = [none, value, norm_each, global_norm, normalize, global_normalize, agc, autoclip, zclip]
         assert [b.__name__ for b in branches] == [n if n != "norm" else "norm_each" for n in MODE_NAMES]
@@ -411,9 +427,10 @@ class Scaler:
 
 
 def _replace_values(grads, idx, values):
+    """``grads`` with entry ``idx[k]`` replaced by ``values[k]`` (IndexedSlices kept)."""
     out = list(grads)
     for i, v in zip(idx, values):
-        out[i] = with_values(grads[i], v)
+        out[i] = v if grads[i] is None else with_values(grads[i], v)
     return out
 
 

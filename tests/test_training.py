@@ -1,0 +1,192 @@
+"""The instrumented step records the real gradients, without retracing, on both paths."""
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+import gradlab
+from gradlab import problems
+
+
+@pytest.fixture
+def problem():
+    return problems.deep_mlp(depth=3, width=16, samples=128)
+
+
+def batches(p, batch_size=16):
+    return tf.data.Dataset.from_tensor_slices((p.x, p.y)).batch(batch_size, drop_remainder=True)
+
+
+def test_recorded_norms_are_those_of_the_trained_batch(problem):
+    """Pre-clip norm = tf.linalg.global_norm of gradients computed apart, same batch and weights."""
+    model = problem.model()
+    ds = batches(problem)
+    x, y = next(iter(ds))
+    with tf.GradientTape() as tape:
+        loss = problem.loss(y, model(x, training=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    trainer = gradlab.Trainer(model, problem.loss, keras.optimizers.SGD(0.1), gradlab.Scaler("global_norm", 0.5))
+    h = trainer.fit(dataset=ds, steps=1, progress=False)
+    np.testing.assert_allclose(h.norm_before[0], float(tf.linalg.global_norm(grads)), rtol=1e-6)
+    np.testing.assert_allclose(h.loss[0], float(loss), rtol=1e-6)
+    per_layer = [
+        np.sqrt(
+            sum(float(tf.reduce_sum(g**2)) for g, v in zip(grads, model.trainable_variables) if f"/{name}/" in v.path)
+        )
+        for name in h.layer_names
+    ]
+    np.testing.assert_allclose(h.layer_norm_before[0], per_layer, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode,threshold", [("global_norm", 0.5), ("norm", 0.3), ("value", 0.01), ("zclip", 2.5)])
+def test_statistics_are_consistent(problem, mode, threshold):
+    """Post norms respect the bound; clip flags agree with the norms; layer squares add up."""
+    trainer = gradlab.Trainer(
+        problem.model(), problem.loss, keras.optimizers.SGD(0.05), gradlab.Scaler(mode, threshold)
+    )
+    h = trainer.fit(problem.x, problem.y, steps=30, batch_size=16, progress=False)
+    assert len(h) == 30 and not h.skipped.any()
+    np.testing.assert_allclose((h.layer_norm_before**2).sum(1), h.norm_before**2, rtol=1e-5)
+    np.testing.assert_allclose((h.layer_norm_after**2).sum(1), h.norm_after**2, rtol=1e-5)
+    if mode == "global_norm":
+        assert (h.norm_after <= threshold * (1 + 1e-6)).all()
+    if mode in ("global_norm", "zclip"):
+        expect = h.norm_before > h.bound * (1 + 1e-6)
+        np.testing.assert_array_equal(h.clipped.astype(bool), expect)
+    assert (h.clipped.astype(bool) == ~np.isclose(h.norm_after, h.norm_before, rtol=1e-6)).all()
+    np.testing.assert_allclose(h.threshold, threshold, rtol=1e-7)  # float32 variable
+    assert set(h.modes) == {mode}
+    assert (h.update_ratio > 0).all()
+
+
+def test_fit_path_and_trainer_path_give_the_same_history(problem):
+    """GradientStats in model.fit records what the Trainer records for the same run."""
+    model = problem.model()
+    model.compile(gradlab.ScaledOptimizer(keras.optimizers.SGD(0.05), "global_norm", 0.5), problem.loss)
+    stats = gradlab.GradientStats()
+    model.fit(problem.x, problem.y, batch_size=16, epochs=2, shuffle=False, verbose=0, callbacks=[stats])
+
+    trainer = gradlab.Trainer(
+        problem.model(), problem.loss, keras.optimizers.SGD(0.05), gradlab.Scaler("global_norm", 0.5)
+    )
+    h = trainer.fit(dataset=batches(problem), steps=16, progress=False)
+    fit_h = stats.history
+    assert len(fit_h) == len(h) == 16
+    for field in ("loss", "norm_before", "norm_after", "clipped", "threshold", "mode", "bound"):
+        np.testing.assert_allclose(getattr(fit_h, field), getattr(h, field), rtol=1e-5, err_msg=field)
+    np.testing.assert_allclose(fit_h.layer_norm_before, h.layer_norm_before, rtol=1e-5)
+    np.testing.assert_allclose(fit_h.update_ratio, h.update_ratio, rtol=1e-4)
+    assert fit_h.layer_names == h.layer_names == ["hidden_1", "hidden_2", "hidden_3", "output"]
+
+
+def test_same_seed_same_history(problem):
+    def run():
+        gradlab.setup(seed=3)
+        t = gradlab.Trainer(problem.model(), problem.loss, keras.optimizers.Adam(1e-2), gradlab.Scaler("autoclip", 10))
+        return t.fit(problem.x, problem.y, steps=20, batch_size=16, seed=5, progress=False)
+
+    a, b = run(), run()
+    for field in ("loss", "norm_before", "norm_after", "bound"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+def test_nonfinite_batch_is_skipped_and_training_goes_on(problem):
+    """Under the skip policy a NaN batch leaves the weights finite and is recorded as skipped."""
+    x = problem.x[:64].copy()
+    x[16:32] = np.nan  # the second batch
+    model = problem.model()
+    trainer = gradlab.Trainer(model, problem.loss, keras.optimizers.Adam(1e-2), gradlab.Scaler("global_norm", 1.0))
+    ds = tf.data.Dataset.from_tensor_slices((x, problem.y[:64])).batch(16)
+    h = trainer.fit(dataset=ds, steps=8, progress=False)
+    np.testing.assert_array_equal(h.skipped, [0, 1, 0, 0, 0, 1, 0, 0])
+    assert np.isnan(h.norm_before[1]) and np.isnan(h.norm_after[1])
+    assert (h.update_ratio[1] == 0).all()
+    assert all(np.isfinite(v.numpy()).all() for v in model.trainable_variables)
+    assert np.isfinite(h.loss[[0, 2, 3, 4, 6, 7]]).all()
+    assert h.clipped[1] == 0
+
+
+def test_changes_mid_run_never_retrace(problem):
+    """100 changes of mode and threshold: the step is traced once; the record follows."""
+    t = gradlab.Trainer(problem.model(), problem.loss, keras.optimizers.SGD(0.01), gradlab.Scaler("global_norm", 1.0))
+    settings = [("value", 0.5), ("norm", 1.0), ("global_norm", 2.0), ("autoclip", 50.0), ("zclip", 2.0), ("agc", 0.05)]
+    expected = []
+    for i in range(100):
+        mode, threshold = settings[i % len(settings)]
+        t.scaler.set(mode=mode, threshold=threshold)
+        t.fit(problem.x, problem.y, steps=1, batch_size=16, progress=False)
+        expected.append((mode, threshold))
+    assert t.tracing_count == 1
+    assert t.history.modes == [m for m, _ in expected]
+    np.testing.assert_allclose(t.history.threshold, [th for _, th in expected])
+
+
+def test_several_steps_per_call_and_xla_match_one_step(problem):
+    def run(**kw):
+        t = gradlab.Trainer(
+            problem.model(), problem.loss, keras.optimizers.SGD(0.05), gradlab.Scaler("norm", 0.2), **kw
+        )
+        return t, t.fit(dataset=batches(problem), steps=12, progress=False)
+
+    _, base = run()
+    t5, five = run(steps_per_call=5)
+    _, xla = run(jit_compile=True)
+    np.testing.assert_allclose(five.norm_before, base.norm_before, rtol=1e-6)
+    np.testing.assert_allclose(xla.norm_before, base.norm_before, rtol=1e-4)
+    np.testing.assert_allclose(xla.loss, base.loss, rtol=1e-4)
+    assert t5.tracing_count == 1
+
+
+def test_history_tables_and_tensorboard(problem, tmp_path):
+    t = gradlab.Trainer(
+        problem.model(), problem.loss, keras.optimizers.SGD(0.05), gradlab.Scaler("global_norm", 0.5), label="gn"
+    )
+    h = t.fit(problem.x, problem.y, steps=6, batch_size=16, progress=False, flush_every=4)
+    steps, layers = h.to_pandas()
+    assert list(steps["step"]) == list(range(6)) and (steps["run"] == "gn").all()
+    assert steps["mode"].eq("global_norm").all() and steps["clipped"].dtype == bool
+    assert len(layers) == 6 * len(h.layer_names)
+    pd.testing.assert_series_equal(
+        layers.groupby("step")["layer_norm_before"].apply(lambda s: np.sqrt((s**2).sum())).reset_index(drop=True),
+        pd.Series(h.norm_before, name="layer_norm_before"),
+        rtol=1e-5,
+    )
+    logdir = h.to_tensorboard(str(tmp_path / "tb"))
+    events = list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert logdir and events and events[0].stat().st_size > 0
+
+
+def test_compare_starts_from_identical_weights(problem):
+    runs = gradlab.compare(
+        problem, ["none", ("global_norm", 0.5)], steps=5, batch_size=16, optimizer=lambda: keras.optimizers.SGD(0.05)
+    )
+    assert [h.label for h in runs] == ["none", "global_norm=0.5"]
+    # Same weights and same first batch: identical first loss and pre-clip norm.
+    assert runs[0].loss[0] == runs[1].loss[0]
+    assert runs[0].norm_before[0] == runs[1].norm_before[0]
+    assert runs[1].norm_after[0] <= 0.5 * (1 + 1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(optimizer=keras.optimizers.SGD(0.1, clipnorm=1.0)), "Only one clipping option"),
+        (dict(scaler="global_norm"), "must be a gradlab.Scaler"),
+        (dict(steps_per_call=0), "steps_per_call"),
+        (dict(capacity=0), "capacity"),
+    ],
+    ids=["optimizer-clips-too", "scaler-not-a-Scaler", "steps_per_call-0", "capacity-0"],
+)
+def test_trainer_rejects_bad_arguments(problem, kwargs, match):
+    args = dict(optimizer=keras.optimizers.SGD(0.1)) | kwargs
+    with pytest.raises(ValueError, match=match):
+        gradlab.Trainer(problem.model(), problem.loss, **args)
+
+
+def test_gradient_stats_needs_scaled_optimizer(problem):
+    model = problem.model()
+    model.compile(keras.optimizers.SGD(0.1), problem.loss)
+    with pytest.raises(ValueError, match="ScaledOptimizer"):
+        model.fit(problem.x, problem.y, epochs=1, verbose=0, callbacks=[gradlab.GradientStats()])
