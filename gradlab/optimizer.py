@@ -118,11 +118,43 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         self.scaler = scaler
         self.recorder = None
         self._loss = _Slot()
+        self._outer = None  # a LossScaleOptimizer wrapping this one, once known
 
     def start_recording(self, variables, capacity: int = 1024) -> Recorder:
         """Record gradlab's statistics in every later traced step (see ``GradientStats``)."""
         self.recorder = Recorder(list(variables), capacity)
         return self.recorder
+
+    def watch_loss_scale(self, outer) -> None:
+        """Record through a ``LossScaleOptimizer`` that wraps this optimizer.
+
+        Under ``mixed_float16``, ``model.compile`` wraps the optimizer: the outer
+        one scales the loss, unscales the gradients before calling
+        :meth:`apply`, and skips non-finite steps without calling it. This hooks
+        those two places of ``outer`` (this instance only) so that the loss, the
+        loss scale and the skipped steps reach the recorder.
+        """
+        if outer is self._outer:
+            return
+        self._outer = outer
+        scale_loss, skip = outer.scale_loss, outer._stateful_handle_non_finite_grads
+
+        def scale_loss_and_keep(loss):
+            self._loss.value = loss
+            return scale_loss(loss)
+
+        def record_then_skip():
+            if self.recorder is not None:
+                self.recorder.record_skipped(
+                    loss=self._loss.get(),
+                    loss_scale=outer.dynamic_scale,
+                    mode=self.scaler.mode,
+                    threshold=self.scaler.threshold,
+                )
+            return skip()
+
+        outer.scale_loss = scale_loss_and_keep
+        outer._stateful_handle_non_finite_grads = record_then_skip
 
     def scale_loss(self, loss):
         # Keras' train step passes each batch's loss here before taking gradients:
@@ -172,14 +204,12 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         else:
             tf.cond(info.finite, update, skip)
         if self.recorder is not None:
-            loss = self._loss.value
-            self._loss.value = None
             self.recorder.record(
-                loss=float("nan") if loss is None else loss,
+                loss=self._loss.get(),
                 info=info,
                 old_weights=old,
                 variables=trainable_variables,
-                loss_scale=1.0,
+                loss_scale=1.0 if self._outer is None else self._outer.dynamic_scale,
                 mode=self.scaler.mode,
                 threshold=self.scaler.threshold,
             )
@@ -220,6 +250,24 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
 
 
 class _Slot:
-    """Holds the loss of the step being traced (kept out of Keras' tracking)."""
+    """Holds the loss of the step being traced (kept out of Keras' tracking).
+
+    ``get`` returns it only inside the graph (or a branch of the graph) that
+    made it, so a loss kept from another traced function never leaks; NaN when
+    there is none (``apply`` called outside ``model.fit``).
+    """
 
     value = None
+
+    def get(self):
+        value = self.value
+        if value is None:
+            return float("nan")
+        if tf.executing_eagerly():
+            return value if isinstance(value, tf.__internal__.EagerTensor) else float("nan")
+        graph = tf.compat.v1.get_default_graph()
+        while graph is not None:
+            if graph is getattr(value, "graph", None):
+                return value
+            graph = getattr(graph, "outer_graph", None)
+        return float("nan")

@@ -99,6 +99,30 @@ class Recorder:
         self.buffer.scatter_nd_update([[self.row]], row[None])
         self.row.assign_add(1)
 
+    def record_skipped(self, *, loss, loss_scale, mode, threshold):
+        """Write a row for a step skipped before gradlab saw its gradients.
+
+        (Keras' ``LossScaleOptimizer`` skips non-finite steps itself.)
+        """
+        nan = tf.constant(float("nan"))
+        n = len(self.layer_names)
+        scalars = tf.stack(
+            [
+                tf.cast(loss, tf.float32),
+                nan,
+                nan,
+                0.0,
+                1.0,
+                tf.cast(loss_scale, tf.float32),
+                tf.cast(threshold, tf.float32),
+                tf.cast(mode, tf.float32),
+                nan,
+            ]
+        )
+        row = tf.concat([scalars, tf.fill([2 * n], nan), tf.zeros([n])], 0)
+        self.buffer.scatter_nd_update([[self.row]], row[None])
+        self.row.assign_add(1)
+
     def flush(self) -> np.ndarray:
         """Read the rows written since the last flush (one host sync) and reset."""
         n = int(self.row.numpy())

@@ -100,6 +100,11 @@ class Trainer:
                 f"Input or call it once). Received: model={model.name!r} with "
                 f"{len(model.trainable_variables) if model.built else 'no'} trainable variables"
             )
+        # Mixed precision: keep Keras' LossScaleOptimizer for its dynamic scale, and
+        # apply through its inner optimizer after unscaling (see _train_step).
+        self.loss_scaler = None
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            self.loss_scaler, optimizer = optimizer, optimizer.inner_optimizer
         if isinstance(optimizer, ScaledOptimizer):
             if scaler is not None:
                 raise ValueError(
@@ -107,12 +112,6 @@ class Trainer:
                     f"scaler. Received: scaler={scaler!r}"
                 )
             scaler, optimizer = optimizer.scaler, optimizer.inner_optimizer
-        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-            raise ValueError(
-                "gradlab's Trainer does not run mixed-precision loss scaling yet; train with "
-                "model.fit and a ScaledOptimizer (Keras unscales before gradlab scales). "
-                f"Received: optimizer={optimizer!r}"
-            )
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise ValueError(f"Argument `optimizer` must be a Keras optimizer. Received: optimizer={optimizer!r}")
         for arg in ("clipnorm", "clipvalue", "global_clipnorm"):
@@ -131,7 +130,9 @@ class Trainer:
         capacity = _checks.number("capacity", capacity, low=1, low_open=False, integer=True)
         self.label = label
         self.variables = list(model.trainable_variables)
-        self.optimizer.build(self.variables)
+        to_build = self.loss_scaler or self.optimizer  # a LossScaleOptimizer builds its inner one
+        if not to_build.built:
+            to_build.build(self.variables)
         self.recorder = Recorder(self.variables, capacity)
         self.history = History.empty(self.recorder.layer_names, MODE_NAMES, label)
         # One step: batches are fetched on the host and passed as tensors (as model.fit
@@ -146,26 +147,41 @@ class Trainer:
 
     # ------------------------------------------------------------ compiled
     def _train_step(self, x, y):
+        lso = self.loss_scaler
+        loss_scale = tf.constant(1.0) if lso is None else tf.identity(lso.dynamic_scale)
         with tf.GradientTape() as tape:
             pred = self.model(x, training=True)
-            loss = self.loss(y, pred)
+            loss = tf.cast(self.loss(y, pred), tf.float32)
             if self.model.losses:
-                loss = loss + tf.add_n(self.model.losses)
-        grads = tape.gradient(loss, self.variables)
+                loss = loss + tf.add_n([tf.cast(extra, tf.float32) for extra in self.model.losses])
+            target = loss if lso is None else loss * loss_scale
+        grads = tape.gradient(target, self.variables)
+        if lso is not None:  # unscale first: gradlab scales the true gradients
+            grads = [g if g is None else g / tf.cast(loss_scale, g.dtype) for g in grads]
         scaled, info = self.scaler.scale(grads, self.variables)
         old = snapshot(self.variables)
 
         def update():
             self.optimizer.apply(scaled, self.variables)
+            if lso is not None:  # the loss scale grows after dynamic_growth_steps finite steps
+                grow = tf.equal(lso.step_counter, lso.dynamic_growth_steps - 1)
+                lso.step_counter.assign(tf.where(grow, tf.zeros_like(lso.step_counter), lso.step_counter + 1))
+                lso.dynamic_scale.assign(tf.where(grow, loss_scale * 2.0, loss_scale))
             return tf.constant(True)
 
-        tf.cond(info.finite, update, lambda: tf.constant(False))
+        def skip():
+            if lso is not None:  # halve the scale, as LossScaleOptimizer does
+                lso.step_counter.assign(0)
+                lso.dynamic_scale.assign(loss_scale * 0.5)
+            return tf.constant(False)
+
+        tf.cond(info.finite, update, skip)
         self.recorder.record(
             loss=loss,
             info=info,
             old_weights=old,
             variables=self.variables,
-            loss_scale=1.0,
+            loss_scale=loss_scale,
             mode=self.scaler.mode,
             threshold=self.scaler.threshold,
         )
@@ -275,6 +291,9 @@ class GradientStats(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         opt = self.model.optimizer
+        if isinstance(opt, keras.optimizers.LossScaleOptimizer) and isinstance(opt.inner_optimizer, ScaledOptimizer):
+            opt.inner_optimizer.watch_loss_scale(opt)
+            opt = opt.inner_optimizer
         if not isinstance(opt, ScaledOptimizer):
             raise ValueError(
                 "GradientStats needs the model compiled with gradlab.ScaledOptimizer. "
@@ -283,14 +302,14 @@ class GradientStats(keras.callbacks.Callback):
         if opt.recorder is None:
             opt.start_recording(self.model.trainable_variables, self.capacity)
             self.model.make_train_function(force=True)
-        recorder = opt.recorder
+        self._recorder = recorder = opt.recorder
         if self.history is None:
             self.history = History.empty(recorder.layer_names, MODE_NAMES, self.label)
         self._pending = 0
 
     def on_train_batch_end(self, batch, logs=None):
         self._pending += 1
-        if self._pending >= self.model.optimizer.recorder.capacity:
+        if self._pending >= self._recorder.capacity:
             self._flush()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -300,8 +319,7 @@ class GradientStats(keras.callbacks.Callback):
         self._flush()
 
     def _flush(self):
-        recorder = self.model.optimizer.recorder
-        self.history.extend(recorder.history(recorder.flush(), self.label))
+        self.history.extend(self._recorder.history(self._recorder.flush(), self.label))
         self._pending = 0
 
 

@@ -190,3 +190,57 @@ def test_gradient_stats_needs_scaled_optimizer(problem):
     model.compile(keras.optimizers.SGD(0.1), problem.loss)
     with pytest.raises(ValueError, match="ScaledOptimizer"):
         model.fit(problem.x, problem.y, epochs=1, verbose=0, callbacks=[gradlab.GradientStats()])
+
+
+@pytest.fixture
+def mixed_float16():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_mixed_precision_step_clips_unscaled_gradients(problem, mixed_float16):
+    """Under mixed_float16 the Trainer unscales before clipping and records the loss scale."""
+    lso = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.05))
+    t = gradlab.Trainer(problem.model(), problem.loss, lso, gradlab.Scaler("global_norm", 0.5))
+    h = t.fit(dataset=batches(problem), steps=6, progress=False)
+    keras.mixed_precision.set_global_policy("float32")
+    ref = gradlab.Trainer(problem.model(), problem.loss, keras.optimizers.SGD(0.05), gradlab.Scaler("global_norm", 0.5))
+    h32 = ref.fit(dataset=batches(problem), steps=6, progress=False)
+    np.testing.assert_array_equal(h.loss_scale, 2.0**15)
+    np.testing.assert_allclose(h.norm_before, h32.norm_before, rtol=5e-3)  # float16 tolerance
+    np.testing.assert_allclose(h.norm_after, 0.5, rtol=1e-5)
+    assert not h.skipped.any()
+
+
+def test_mixed_precision_overflow_is_skipped_without_harm(problem, mixed_float16):
+    """A loss scale too large overflows float16: steps skipped, scale halves, weights untouched."""
+    model = problem.model()
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    lso = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.05), initial_scale=2.0**40)
+    t = gradlab.Trainer(model, problem.loss, lso, gradlab.Scaler("global_norm", 0.5))
+    h = t.fit(dataset=batches(problem), steps=3, progress=False)
+    assert h.skipped.all()
+    np.testing.assert_array_equal(h.loss_scale, [2.0**40, 2.0**39, 2.0**38])
+    for v, w in zip(model.trainable_variables, before):
+        np.testing.assert_array_equal(v.numpy(), w)
+    h = t.fit(dataset=batches(problem), steps=40, progress=False)
+    assert not h.skipped[-5:].any() and np.isfinite(h.loss[-5:]).all()
+    assert all(np.isfinite(v.numpy()).all() for v in model.trainable_variables)
+
+
+def test_mixed_precision_fit_path_records_loss_scale_and_skips(problem, mixed_float16):
+    """model.compile wraps ScaledOptimizer in LossScaleOptimizer; GradientStats still sees everything."""
+    model = problem.model()
+    model.compile(gradlab.ScaledOptimizer(keras.optimizers.SGD(0.05), "global_norm", 0.5), problem.loss)
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    model.optimizer.initial_scale = 2.0**40
+    stats = gradlab.GradientStats()
+    model.fit(problem.x, problem.y, batch_size=16, epochs=4, shuffle=False, verbose=0, callbacks=[stats])
+    h = stats.history
+    assert len(h) == 32
+    assert h.skipped[0] == 1 and h.loss_scale[0] == 2.0**40 and h.loss_scale[1] == 2.0**39
+    assert np.isfinite(h.loss).all()  # the loss is recorded for skipped steps too
+    ok = h.skipped == 0
+    assert ok[-5:].all()
+    np.testing.assert_allclose(h.norm_after[ok], np.minimum(h.norm_before[ok], 0.5), rtol=1e-5)
