@@ -12,4 +12,6 @@ import tensorflow as tf  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _doctest_names(doctest_namespace):
-    doctest_namespace.update(tf=tf, keras=keras, np=np)
+    import gradlab
+
+    doctest_namespace.update(tf=tf, keras=keras, np=np, gradlab=gradlab)
