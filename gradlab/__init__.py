@@ -10,7 +10,7 @@ import os as _os
 # Quiet TensorFlow's C++ start-up lines when gradlab is imported first.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from gradlab import problems  # noqa: E402
+from gradlab import plots, problems  # noqa: E402
 from gradlab.adaptive import AutoClip, ZClip  # noqa: E402
 from gradlab.history import History  # noqa: E402
 from gradlab.optimizer import ScaledOptimizer  # noqa: E402
@@ -39,6 +39,7 @@ __all__ = [
     "History",
     "Trainer",
     "compare",
+    "plots",
     "problems",
     "setup",
     "Info",

@@ -191,6 +191,27 @@ class Trainer:
             x, y = next(iterator)
             self._step(x, y)
 
+    def _iterator(self, x, y, dataset, batch_size, shuffle, seed):
+        """The iterator over this data, reused when the same data comes again."""
+        if dataset is None:
+            if x is None or y is None:
+                raise ValueError("Pass `x` and `y` arrays or a `dataset`. Received: x=None or y=None")
+            if len(x) < batch_size:
+                raise ValueError(
+                    f"Argument `batch_size` must be at most the number of samples ({len(x)}). "
+                    f"Received: batch_size={batch_size}"
+                )
+            key = (id(x), id(y), batch_size, shuffle, seed)
+        elif not isinstance(dataset, tf.data.Dataset):
+            raise ValueError(f"Argument `dataset` must be a tf.data.Dataset. Received: dataset={dataset!r}")
+        else:
+            key = (id(dataset),)
+        if getattr(self, "_source", (None,))[0] != key:
+            ds = _dataset(x, y, batch_size, shuffle, seed) if dataset is None else dataset.repeat()
+            # Keep the data alive with its iterator so that ids are not reused.
+            self._source = (key, iter(ds), (x, y, dataset))
+        return self._source[1]
+
     @property
     def tracing_count(self) -> int:
         """How many times the compiled step was traced (1 after any number of changes)."""
@@ -222,23 +243,15 @@ class Trainer:
           flush_every: steps between reads (default ``capacity``); the host
             syncs only then.
 
-        The full record of every call is also kept in ``trainer.history``.
+        Calling ``fit`` again with the same data (the same arrays and batching, or
+        the same dataset object) continues from the next batch, like another
+        epoch of ``model.fit``. The full record of every call is also kept in
+        ``trainer.history``.
         """
         steps = _checks.number("steps", steps, low=1, low_open=False, integer=True)
-        if dataset is None:
-            if x is None or y is None:
-                raise ValueError("Pass `x` and `y` arrays or a `dataset`. Received: x=None or y=None")
-            if len(x) < batch_size:
-                raise ValueError(
-                    f"Argument `batch_size` must be at most the number of samples ({len(x)}). "
-                    f"Received: batch_size={batch_size}"
-                )
-            dataset = _dataset(x, y, batch_size, shuffle, seed)
-        else:
-            dataset = dataset.repeat()
         flush_every = self.recorder.capacity if flush_every is None else flush_every
         flush_every = _checks.number("flush_every", flush_every, low=1, high=self.recorder.capacity, integer=True)
-        iterator = iter(dataset)
+        iterator = self._iterator(x, y, dataset, batch_size, shuffle, seed)
         run = History.empty(self.recorder.layer_names, MODE_NAMES, self.label)
         bar = _Progress(steps, self.label) if progress else None
         done = pending = 0

@@ -1,0 +1,278 @@
+"""The live lab: sliders and dropdowns that steer a training run while it runs.
+
+``gradlab.Lab()`` displays in one line. Training runs in a background thread
+in chunks of a few steps, so the controls stay responsive; the mode and the
+threshold are the :class:`~gradlab.transforms.Scaler`'s ``tf.Variable``s, so a
+change applies at the very next step without retracing, and appears on the
+threshold line of the plot. Redraws are throttled (at most every ``redraw_ms``).
+
+Without a widget front end (GitHub, nbconvert), the lab shows a static SVG of
+its state.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import ipywidgets as w
+import keras
+
+from gradlab import plots
+from gradlab.problems import PROBLEMS, make_problem
+from gradlab.training import Trainer, compare
+from gradlab.transforms import MODE_NAMES, MODES, Scaler
+
+__all__ = ["Lab", "threshold_range"]
+
+
+def threshold_range(mode: str) -> tuple[float, float]:
+    """Log10 range of the threshold slider for ``mode``."""
+    return {
+        "autoclip": (0.0, 2.0),  # percentile 1..100
+        "zclip": (-0.5, 1.0),  # z 0.3..10
+        "agc": (-3.0, 0.0),  # clipping 0.001..1
+    }.get(mode, (-3.0, 3.0))
+
+
+class Lab:
+    """Train a small model and change its gradient scaling while it trains.
+
+    Args:
+      problem: a name from ``gradlab.problems.PROBLEMS`` (``"deep_mlp"`` explodes
+        at high learning rates; ``"digits"`` and ``"imbalanced_digits"`` classify).
+      mode, threshold: the starting scaling.
+      learning_rate: SGD learning rate (0.5 makes the deep MLP explode unclipped).
+      steps: steps per Run.
+      chunk: steps per call of the compiled step between looks at the controls.
+      redraw_ms: least time between two redraws.
+      batch_size, seed: data batching and the seed of weights and data order.
+
+    Attributes:
+      trainer: the :class:`gradlab.Trainer` running the model.
+      figure: the :class:`gradlab.plots.LiveFigure`.
+      controls: dict of the ipywidgets controls.
+    """
+
+    def __init__(
+        self,
+        problem: str = "deep_mlp",
+        mode: str = "global_norm",
+        threshold: float | None = None,
+        learning_rate: float = 0.5,
+        steps: int = 300,
+        chunk: int = 5,
+        redraw_ms: int = 150,
+        batch_size: int = 32,
+        seed: int = 0,
+    ):
+        self.scaler = Scaler(mode, threshold)
+        self.chunk, self.redraw_ms, self.batch_size, self.seed = chunk, redraw_ms, batch_size, seed
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._last_draw = 0.0
+        self._target = 0
+        self.error: BaseException | None = None
+
+        lo, hi = threshold_range(mode)
+        t = float(self.scaler.threshold.numpy())
+        c = self.controls = {
+            "problem": w.Dropdown(options=list(PROBLEMS), value=problem, description="problem"),
+            "mode": w.Dropdown(options=list(MODE_NAMES), value=mode, description="mode"),
+            "threshold": w.FloatLogSlider(
+                value=t,
+                base=10,
+                min=lo,
+                max=hi,
+                step=0.05,
+                description=MODES[mode].threshold_name[:12],
+                readout_format=".3g",
+                continuous_update=True,
+            ),
+            "learning_rate": w.FloatLogSlider(
+                value=learning_rate,
+                base=10,
+                min=-3,
+                max=0.5,
+                step=0.05,
+                description="learning rate",
+                readout_format=".3g",
+                continuous_update=False,
+            ),
+            "steps": w.IntSlider(value=steps, min=10, max=2000, step=10, description="steps", continuous_update=False),
+            "run": w.Button(description="Run", button_style="success", icon="play"),
+            "pause": w.Button(description="Pause", icon="pause"),
+            "reset": w.Button(description="Reset", icon="refresh"),
+            "compare": w.Button(description="Compare all modes", icon="bars"),
+        }
+        self.status = w.HTML()
+        self.figure = plots.LiveFigure()
+        c["mode"].observe(self._on_mode, names="value")
+        c["threshold"].observe(self._on_threshold, names="value")
+        c["learning_rate"].observe(self._on_learning_rate, names="value")
+        c["problem"].observe(lambda _: self.reset(), names="value")
+        c["run"].on_click(lambda _: self.run())
+        c["pause"].on_click(lambda _: self.pause())
+        c["reset"].on_click(lambda _: self.reset())
+        c["compare"].on_click(lambda _: self.compare_all())
+        row1 = w.HBox([c["problem"], c["mode"], c["threshold"]])
+        row2 = w.HBox([c["learning_rate"], c["steps"]])
+        row3 = w.HBox([c["run"], c["pause"], c["reset"], c["compare"], self.status])
+        self.widget = w.VBox([row1, row2, row3, self.figure.widget])
+        self.widget.add_class("gradlab-lab")
+        self._build()
+
+    # ------------------------------------------------------------ state
+    def _build(self):
+        self.problem = make_problem(self.controls["problem"].value, seed=self.seed)
+        self.optimizer = keras.optimizers.SGD(self.controls["learning_rate"].value)
+        self.trainer = Trainer(
+            self.problem.model(), self.problem.loss, self.optimizer, self.scaler, label=self.controls["problem"].value
+        )
+        self.figure.clear_overlays()
+        self.figure.update(self.trainer.history)
+        self._say("ready")
+
+    @property
+    def history(self):
+        """Everything the current run recorded."""
+        return self.trainer.history
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _say(self, text):
+        h = self.trainer.history if hasattr(self, "trainer") else None
+        loss = f", loss {h.loss[-1]:.4g}" if h is not None and len(h) and math.isfinite(h.loss[-1]) else ""
+        steps = f"step {len(h)}{loss} · " if h is not None else ""
+        self.status.value = f"<span class='gradlab-status'>{steps}{text}</span>"
+
+    # ------------------------------------------------------------ controls
+    def _on_mode(self, change):
+        mode = change["new"]
+        lo, hi = threshold_range(mode)
+        slider = self.controls["threshold"]
+        value = MODES[mode].default
+        with slider.hold_trait_notifications():
+            slider.min, slider.max = min(slider.min, lo), max(slider.max, hi)
+            slider.value = value
+            slider.min, slider.max = lo, hi
+            slider.description = MODES[mode].threshold_name[:12]
+        self.scaler.set(mode=mode, threshold=value)
+
+    def _on_threshold(self, change):
+        mode = self.controls["mode"].value
+        m = MODES[mode]
+        value = change["new"]
+        if m.high is not None:
+            value = min(value, m.high)
+        self.scaler.set(mode=mode, threshold=value)
+
+    def _on_learning_rate(self, change):
+        self.optimizer.learning_rate.assign(change["new"])
+
+    # ------------------------------------------------------------ actions
+    def run(self, steps: int | None = None, wait: bool = False) -> None:
+        """Train ``steps`` more steps (the slider's value by default) in the background."""
+        if self.running:
+            return
+        self._target = len(self.trainer.history) + (steps or self.controls["steps"].value)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._train_loop, daemon=True, name="gradlab-lab")
+        self._thread.start()
+        if wait:
+            self._thread.join()
+
+    def pause(self) -> None:
+        """Stop after the current chunk."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._say("paused")
+
+    def reset(self) -> None:
+        """Stop, and start again from the same initial weights."""
+        self.pause()
+        with self._lock:
+            self._build()
+
+    def compare_all(self, steps: int | None = None, wait: bool = False) -> None:
+        """Run every mode (default thresholds) from identical weights; overlay them."""
+        if self.running:
+            return
+        self._stop.clear()
+
+        def work():
+            self._say("comparing all modes…")
+            runs = compare(
+                self.problem,
+                list(MODE_NAMES),
+                optimizer=lambda: keras.optimizers.SGD(self.controls["learning_rate"].value),
+                steps=steps or self.controls["steps"].value,
+                batch_size=self.batch_size,
+                seed=self.seed,
+            )
+            self.figure.overlay(runs)
+            self.comparison = runs
+            self._say("compared: " + ", ".join(f"{h.label} {h.loss[-1]:.3g}" for h in runs))
+
+        self._thread = threading.Thread(target=self._guard(work), daemon=True, name="gradlab-compare")
+        self._thread.start()
+        if wait:
+            self._thread.join()
+
+    def _guard(self, fn):
+        def run():
+            try:
+                fn()
+            except BaseException as err:  # shown in the status line, kept for inspection
+                self.error = err
+                self._say(f"<b style='color:#d62728'>error: {type(err).__name__}: {err}</b>")
+                raise
+
+        return run
+
+    def _train_loop(self):
+        def loop():
+            self._say("running…")
+            while not self._stop.is_set() and len(self.trainer.history) < self._target:
+                n = min(self.chunk, self._target - len(self.trainer.history))
+                with self._lock:
+                    self.trainer.fit(
+                        self.problem.x,
+                        self.problem.y,
+                        steps=n,
+                        batch_size=self.batch_size,
+                        seed=self.seed,
+                        progress=False,
+                    )
+                now = time.perf_counter()
+                if (now - self._last_draw) * 1000 >= self.redraw_ms:
+                    self._draw()
+            self._draw()
+            self._say("paused" if self._stop.is_set() else "done")
+
+        self._guard(loop)()
+
+    def _draw(self):
+        self._last_draw = time.perf_counter()
+        self.figure.update(self.trainer.history)
+        self._say("running…" if not self._stop.is_set() else "paused")
+
+    # ------------------------------------------------------------ display
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        title = f"gradlab lab: {self.controls['problem'].value}, mode {self.scaler.mode_name}"
+        data["image/svg+xml"] = plots.svg_overview(self.trainer.history, title=title)
+        data["text/plain"] = (
+            f"<gradlab.Lab {self.controls['problem'].value}, mode={self.scaler.mode_name}, "
+            f"{len(self.trainer.history)} steps>"
+        )
+        return bundle
+
+    def __repr__(self):
+        return f"Lab(problem={self.controls['problem'].value!r}, mode={self.scaler.mode_name!r})"
