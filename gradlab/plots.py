@@ -52,7 +52,7 @@ def finite(a) -> list:
 
 
 def clip_rate(h: History, window: int = 20) -> np.ndarray:
-    """Rolling fraction of clipped steps over the last ``window`` kept steps (NaN while skipped)."""
+    """Rolling fraction of clipped steps over the last ``window`` steps, skipped steps left out."""
     clipped = np.where(h.skipped > 0, np.nan, h.clipped)
     out = np.full(len(h), np.nan)
     for t in range(len(h)):

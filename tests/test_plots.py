@@ -1,0 +1,204 @@
+"""Figures, the live lab (without a browser) and the HTML report."""
+
+import re
+
+import keras
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+import gradlab
+from gradlab import plots
+from gradlab.history import SCALARS, History
+from gradlab.report import main as report_main
+from gradlab.widgets import Lab, threshold_range
+
+
+def make_history(loss, norm_before, skipped=None, bound=1.0, label="run"):
+    n = len(loss)
+    skipped = np.zeros(n) if skipped is None else np.asarray(skipped, float)
+    norm_before = np.asarray(norm_before, float)
+    norm_after = np.where(skipped > 0, np.nan, np.minimum(norm_before, bound))
+    cols = dict(
+        loss=np.asarray(loss, float),
+        norm_before=norm_before,
+        norm_after=norm_after,
+        clipped=(norm_before > bound).astype(float),
+        skipped=skipped,
+        loss_scale=np.ones(n),
+        threshold=np.full(n, bound),
+        mode=np.full(n, 3.0),
+        bound=np.full(n, bound),
+    )
+    rows = np.column_stack([cols[k] for k in SCALARS] + [norm_before, norm_after, np.full(n, 0.01)])
+    return History.from_rows(rows, ["dense"], gradlab.MODE_NAMES, label=label)
+
+
+@pytest.fixture
+def history():
+    return make_history([1.0, 0.5, np.nan, 0.25], [2.0, 0.5, np.inf, 3.0], skipped=[0, 0, 1, 0])
+
+
+def test_non_finite_values_are_gaps_and_skips_are_marked(history):
+    fig = plots.norm_figure(history)
+    before, after, bound, skips = fig.data
+    assert before.y == (2.0, 0.5, None, 3.0)
+    assert after.y == (1.0, 0.5, None, 1.0)
+    assert skips.x == (2,) and skips.marker.symbol == "x"
+    assert bound.line.shape == "hv"
+    json = fig.to_json()
+    assert "NaN" not in json and "Infinity" not in json
+
+
+def test_threshold_line_follows_changes():
+    h = make_history([1, 1, 1, 1], [2, 2, 2, 2])
+    h.bound[:] = [1.0, 1.0, 0.5, 0.5]
+    assert plots.norm_figure(h).data[2].y == (1.0, 1.0, 0.5, 0.5)
+
+
+def test_clip_rate_is_rolling_over_kept_steps(history):
+    # windows of 2 steps, the skipped step 2 left out: [1], [1, 0], [0], [1]
+    np.testing.assert_allclose(plots.clip_rate(history, window=2), [1.0, 0.5, 0.0, 1.0])
+
+
+def test_overview_single_and_overlay(history):
+    one = plots.overview(history)
+    assert [t.name for t in one.data] == [
+        "loss",
+        "norm before",
+        "norm after",
+        "threshold / bound",
+        "skipped (non-finite)",
+        "clip rate",
+    ]
+    other = make_history([2, 1, 0.5, 0.4], [1, 1, 1, 1], label="other")
+    two = plots.overview([history, other])
+    assert {t.name for t in two.data} >= {"run", "other"}
+    assert isinstance(two, go.Figure) and two.layout.yaxis2.type == "log"
+
+
+def test_layer_heatmap_uses_log_norms(history):
+    fig = plots.layer_heatmap(history)
+    z = fig.data[0].z
+    assert z[0][0] == pytest.approx(np.log10(2.0)) and z[0][2] is None
+    with pytest.raises(ValueError, match="Unknown which 'x'"):
+        plots.layer_heatmap(history, which="x")
+
+
+def test_live_figure_updates_in_place(history):
+    live = plots.LiveFigure()
+    widget = live.widget
+    live.update(history)
+    assert live.widget is widget
+    assert widget.data[2].y == (1.0, 0.5, None, 1.0)
+    live.overlay([history, history])
+    assert len(widget.data) == live._n_live + 4
+    live.clear_overlays()
+    assert len(widget.data) == live._n_live
+
+
+def test_svg_overview_is_static_and_skips_gaps(history):
+    svg = plots.svg_overview(history, title="t")
+    assert svg.startswith("<svg") and "script" not in svg
+    assert svg.count("<polyline") >= 3
+    assert ">x<" in svg  # the skipped step
+
+
+def test_bad_histories_argument():
+    with pytest.raises(ValueError, match="must be a gradlab History"):
+        plots.overview([])
+
+
+@pytest.fixture
+def lab():
+    lab = Lab(problem="deep_mlp", steps=40, chunk=5, redraw_ms=0)
+    yield lab
+    lab.pause()
+
+
+def test_lab_runs_and_draws(lab):
+    lab.run(wait=True)
+    assert len(lab.history) == 40
+    assert len(lab.figure.widget.data[0].y) == 40
+    assert "done" in lab.status.value
+
+
+def test_lab_controls_change_the_running_step_without_retrace(lab):
+    lab.run(steps=10, wait=True)
+    lab.controls["threshold"].value = 0.25
+    lab.run(steps=10, wait=True)
+    lab.controls["mode"].value = "zclip"
+    lab.run(steps=10, wait=True)
+    h = lab.history
+    np.testing.assert_allclose(h.threshold[:10], 1.0)
+    np.testing.assert_allclose(h.threshold[10:20], 0.25)
+    assert (h.norm_after[10:20] <= 0.25 * (1 + 1e-6)).all()
+    assert h.modes[20:] == ["zclip"] * 10
+    assert lab.controls["threshold"].value == pytest.approx(2.5)  # zclip's default z
+    assert lab.trainer.tracing_count == 1
+
+
+def test_lab_threshold_slider_range_follows_mode(lab):
+    lab.controls["mode"].value = "autoclip"
+    slider = lab.controls["threshold"]
+    assert (slider.min, slider.max) == threshold_range("autoclip") == (0.0, 2.0)
+    assert slider.description == "percentile"
+    slider.value = 50.0
+    assert float(lab.scaler.threshold.numpy()) == pytest.approx(50.0)
+
+
+def test_lab_pause_stops_growth(lab):
+    lab.run(steps=2000)
+    lab.pause()
+    n = len(lab.history)
+    assert not lab.running and n < 2000
+    lab.figure.update(lab.history)
+    assert len(lab.history) == n
+
+
+def test_lab_reset_and_learning_rate(lab):
+    lab.run(steps=10, wait=True)
+    lab.controls["learning_rate"].value = 0.01
+    assert float(lab.optimizer.learning_rate.numpy()) == pytest.approx(0.01)
+    lab.reset()
+    assert len(lab.history) == 0
+    assert float(lab.optimizer.learning_rate.numpy()) == pytest.approx(0.01)
+
+
+def test_lab_compare_all_modes_overlays_every_mode(lab):
+    lab.compare_all(steps=8, wait=True)
+    assert [h.label for h in lab.comparison] == list(gradlab.MODE_NAMES)
+    assert len(lab.figure.widget.data) == lab.figure._n_live + 2 * len(gradlab.MODE_NAMES)
+    first_loss = {h.loss[0] for h in lab.comparison}
+    assert len(first_loss) == 1  # identical weights and first batch
+
+
+def test_lab_static_fallback(lab):
+    lab.run(steps=5, wait=True)
+    bundle = lab._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert data["image/svg+xml"].startswith("<svg")
+    assert "5 steps" in data["text/plain"]
+
+
+def test_report_is_standalone_html(tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert (
+        report_main(["--problem", "deep_mlp", "--modes", "none,global_norm=0.5", "--steps", "12", "--out", str(out)])
+        == 0
+    )
+    page = out.read_text()
+    assert "<script src=" not in page  # plotly.js inlined: opens offline
+    assert page.count("Plotly.newPlot") == 3  # overview + one heatmap per run
+    table = re.search(r"<table class='summary'>.*?</table>", page, re.S).group(0)
+    assert table.count("<tr>") == 3 and "global_norm=0.5" in table
+    assert "final loss" in capsys.readouterr().out
+
+
+def test_report_runs_from_identical_weights():
+    p = gradlab.problems.deep_mlp(depth=2, samples=64)
+    runs = gradlab.compare(
+        p, ["none", "global_norm"], steps=3, batch_size=16, optimizer=lambda: keras.optimizers.SGD(0.1)
+    )
+    assert runs[0].norm_before[0] == runs[1].norm_before[0]
