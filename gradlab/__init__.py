@@ -10,7 +10,7 @@ import os as _os
 # Quiet TensorFlow's C++ start-up lines when gradlab is imported first.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from gradlab import plots, problems  # noqa: E402
+from gradlab import exercises, plots, problems  # noqa: E402
 from gradlab.adaptive import AutoClip, ZClip  # noqa: E402
 from gradlab.history import History  # noqa: E402
 from gradlab.optimizer import ScaledOptimizer  # noqa: E402
@@ -26,6 +26,7 @@ from gradlab.scaling import (  # noqa: E402
 )
 from gradlab.training import GradientStats, Trainer, compare, setup  # noqa: E402
 from gradlab.transforms import MODE_NAMES, MODES, NONFINITE_POLICIES, Chain, Info, Scaler, Selective  # noqa: E402
+from gradlab.widgets import Lab  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -36,9 +37,11 @@ __all__ = [
     "AutoClip",
     "Chain",
     "GradientStats",
+    "Lab",
     "History",
     "Trainer",
     "compare",
+    "exercises",
     "plots",
     "problems",
     "setup",

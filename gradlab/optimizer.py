@@ -194,7 +194,9 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         old = snapshot(trainable_variables) if self.recorder is not None else None
 
         def update():
-            self.inner_optimizer.apply(scaled, trainable_variables)
+            # Keras 3's Adam, RMSprop, ... mishandle repeated indices in IndexedSlices (Keras'
+            # global_clipnorm densifies them): hand the inner optimizer one row per index.
+            self.inner_optimizer.apply([_merge_duplicates(g) for g in scaled], trainable_variables)
 
         def skip():
             self.skipped_steps.assign_add(1)
@@ -247,6 +249,15 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         inner.loss_scale_factor = config.pop("loss_scale_factor", None)
         scaler = keras.saving.deserialize_keras_object(config.pop("scaler"), custom_objects=custom_objects)
         return cls(inner, scaler=scaler, **config)
+
+
+def _merge_duplicates(g):
+    """``g`` with repeated indices summed into one row (IndexedSlices only)."""
+    if not isinstance(g, tf.IndexedSlices):
+        return g
+    indices, positions = tf.unique(g.indices)
+    values = tf.math.unsorted_segment_sum(g.values, positions, tf.shape(indices)[0])
+    return tf.IndexedSlices(values, indices, g.dense_shape)
 
 
 class _Slot:

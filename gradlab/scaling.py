@@ -51,7 +51,13 @@ def squared_norm(t) -> tf.Tensor:
 
 
 def scale(values, factor):
-    """``values * factor`` with ``factor`` (float32) cast to the values' dtype."""
+    """``values * factor``; float16/bfloat16 values are multiplied in float32.
+
+    A factor cast to float16 first would overflow (normalize: 1 / 1e-12) or fall
+    to a subnormal or zero (clipping a norm above ~1e5 to 1).
+    """
+    if values.dtype in (tf.float16, tf.bfloat16):
+        return tf.cast(tf.cast(values, tf.float32) * tf.cast(factor, tf.float32), values.dtype)
     return values * tf.cast(factor, values.dtype)
 
 
@@ -64,9 +70,10 @@ def clip_factor(norm, bound):
     """``min(1, bound / norm)``, written as ``tf.clip_by_global_norm`` writes it.
 
     ``bound * min(1 / norm, 1 / bound)`` gives the same bits as TensorFlow and
-    Keras, and 1 for a zero norm.
+    Keras when clipping, and exactly 1 when ``norm <= bound`` (``bound * (1 / bound)``
+    is not always 1 in float32), including a zero norm. A NaN norm gives NaN.
     """
-    return bound * tf.minimum(1.0 / norm, 1.0 / bound)
+    return tf.where(norm <= bound, 1.0, bound * tf.minimum(1.0 / norm, 1.0 / bound))
 
 
 def bound_factor(norm, bound):
@@ -196,7 +203,8 @@ def clip_by_global_norm(grads, global_clipnorm) -> list:
     """
     grads = _checks.grad_list(grads)
     global_clipnorm = _threshold("global_clipnorm", global_clipnorm)
-    factor = clip_factor(global_norm(grads), global_clipnorm)
+    norm = global_norm(grads)
+    factor = clip_factor(norm, global_clipnorm) + (norm - norm)  # NaN for a non-finite norm, as TF
     return [None if g is None else with_values(g, scale(values_of(g), factor)) for g in grads]
 
 
@@ -314,7 +322,9 @@ def adaptive_clip(grads, variables, clipping=0.01, eps=1e-3) -> list:
 
 def agc_values(g, w, clipping, eps):
     """AGC of one dense gradient ``g`` given its weight ``w`` (no checks)."""
-    if hasattr(w, "value") and not isinstance(w, tf.Tensor):
+    if isinstance(w, tf.Variable):
+        w = w.read_value()  # tf.Variable.value is a method
+    elif hasattr(w, "value") and not isinstance(w, tf.Tensor):
         w = w.value  # a Keras variable
     bound = clipping * tf.maximum(unit_norms(w), eps)
     return scale(g, clip_factor(unit_norms(g), bound))
