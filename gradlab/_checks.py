@@ -64,10 +64,11 @@ def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-def choice(name: str, value, allowed) -> str:
+def choice(name: str, value, allowed, *, what: str | None = None) -> str:
+    """Check that ``value`` is one of ``allowed``; ``what`` names it in prose ("nonfinite policy")."""
     if not isinstance(value, str) or value not in allowed:
         listed = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"Unknown {name} {value!r}. Expected one of: {listed}. Received: {name}={value!r}")
+        raise ValueError(f"Unknown {what or name} {value!r}. Expected one of: {listed}. Received: {name}={value!r}")
     return value
 
 
@@ -87,8 +88,10 @@ def grad_list(grads, name: str = "grads") -> list:
             try:
                 g = tf.convert_to_tensor(g)
             except (TypeError, ValueError) as err:
+                dtype = getattr(g, "dtype", None)
+                kind = type(g).__name__ + ("" if dtype is None else f" with dtype {dtype}")
                 raise ValueError(
-                    f"Argument `{name}` must hold tensors or None. Received: {name}[{i}] of type {type(g).__name__}"
+                    f"Argument `{name}` must hold tensors or None. Received: {name}[{i}] of type {kind}"
                 ) from err
         if not g.dtype.is_floating:
             raise ValueError(

@@ -56,7 +56,7 @@ class AutoClip:
         self.percentile = tf.Variable(
             float(check_percentile(percentile)), dtype=tf.float32, name="autoclip_percentile", **_STATE
         )
-        self.history_size = _checks.number("history_size", history_size, low=1, low_open=False, integer=True)
+        self.history_size = check_history_size(history_size)
         self.history = tf.Variable(tf.zeros([self.history_size]), name="autoclip_history", **_STATE)
         self.count = tf.Variable(0, dtype=tf.int64, name="autoclip_count", **_STATE)
         self.bound = tf.Variable(float("inf"), dtype=tf.float32, name="autoclip_bound", **_STATE)
@@ -183,9 +183,13 @@ def check_percentile(p):
     return _checks.number("percentile", p, low=0.0, high=100.0)
 
 
-def check_alpha(alpha):
-    return _checks.number("alpha", alpha, low=0.0, high=1.0, high_open=True)
+def check_alpha(alpha, name="alpha"):
+    return _checks.number(name, alpha, low=0.0, high=1.0, high_open=True)
 
 
-def check_warmup(warmup):
-    return _checks.number("warmup", warmup, low=1, low_open=False, integer=True)
+def check_warmup(warmup, name="warmup"):
+    return _checks.number(name, warmup, low=1, low_open=False, integer=True)
+
+
+def check_history_size(size, name="history_size"):
+    return _checks.number(name, size, low=1, low_open=False, integer=True)

@@ -35,7 +35,7 @@ import keras
 import tensorflow as tf
 
 from gradlab import _checks
-from gradlab.adaptive import AutoClip, ZClip, check_alpha, check_warmup
+from gradlab.adaptive import AutoClip, ZClip, check_alpha, check_history_size, check_warmup
 from gradlab.scaling import (
     agc_values,
     bound_factor,
@@ -220,13 +220,15 @@ class Scaler:
             self.transform = None
             mode_name = check_mode("global_norm" if mode is None else mode)
             threshold = check_threshold(mode_name, threshold)
-        self.nonfinite = _checks.choice("nonfinite policy", nonfinite, NONFINITE_POLICIES)
+        self.nonfinite = _checks.choice("nonfinite", nonfinite, NONFINITE_POLICIES, what="nonfinite policy")
         self.agc_eps = _checks.number("agc_eps", agc_eps)
         self.normalize_eps = _checks.number("normalize_eps", normalize_eps)
-        self.autoclip = AutoClip(MODES["autoclip"].default, history_size=autoclip_history)
+        self.autoclip = AutoClip(
+            MODES["autoclip"].default, history_size=check_history_size(autoclip_history, "autoclip_history")
+        )
         self.zclip = ZClip(
-            alpha=check_alpha(zclip_alpha),
-            warmup=check_warmup(zclip_warmup),
+            alpha=check_alpha(zclip_alpha, "zclip_alpha"),
+            warmup=check_warmup(zclip_warmup, "zclip_warmup"),
             eps=_checks.number("zclip_eps", zclip_eps),
         )
         state = dict(trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
@@ -487,6 +489,11 @@ class Selective:
     """
 
     def __init__(self, rules, default=None):
+        if not isinstance(rules, (dict, list, tuple)):
+            raise ValueError(
+                "Argument `rules` must be a list of (pattern, action) pairs or a dict {pattern: action}. "
+                f"Received: rules={rules!r}"
+            )
         pairs = list(rules.items()) if isinstance(rules, dict) else list(rules)
         if not pairs:
             raise ValueError("Argument `rules` must hold at least one (pattern, action) pair. Received: rules=[]")
@@ -550,7 +557,7 @@ class Selective:
 
 def _check_action(action, name):
     if isinstance(action, bool):
-        raise ValueError(f"Argument `{name}` must be a finite number or a transform. Received: {action!r}")
+        raise ValueError(f"Argument `{name}` must be a finite number or a transform. Received: {name}={action!r}")
     if isinstance(action, (int, float)):
         return float(_checks.number(name, action, low=0.0, low_open=False))
     return _check_transform(action, name)
