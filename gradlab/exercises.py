@@ -12,8 +12,7 @@ import keras
 import numpy as np
 
 from gradlab.problems import deep_mlp
-from gradlab.training import Trainer
-from gradlab.transforms import Scaler
+from gradlab.training import compare
 
 __all__ = ["check_rescue_threshold"]
 
@@ -36,7 +35,14 @@ def check_rescue_threshold(threshold, learning_rate: float = 0.5, steps: int = 1
         return _say(False, f"the threshold must be a number. Received: {threshold!r}")
     if not np.isfinite(threshold) or threshold <= 0:
         return _say(False, f"the threshold must be a positive number. Received: {threshold!r}")
-    h = _rescue_run(threshold, learning_rate, steps)
+    # The answer and, for the hint, a third and three times it: measured, not guessed.
+    h, smaller, larger = compare(
+        deep_mlp(seed=0),
+        [("global_norm", threshold * f) for f in (1, 1 / 3, 3)],
+        optimizer=lambda: keras.optimizers.SGD(learning_rate),
+        steps=steps,
+        batch_size=32,
+    )
     final = _score(h)
     if final < target:
         return _say(
@@ -44,26 +50,13 @@ def check_rescue_threshold(threshold, learning_rate: float = 0.5, steps: int = 1
             f"threshold {threshold:g} trains: mean loss of the last 20 steps {final:.3f} "
             f"(clip rate {h.clipped.mean():.0%}).",
         )
-    # Which way helps? Measured, not guessed: try a third and three times the threshold.
-    smaller, larger = (_score(_rescue_run(threshold * f, learning_rate, steps)) for f in (1 / 3, 3))
-    direction = "smaller" if smaller <= larger else "larger"
-    what = (
-        "training blew up"
-        if not np.isfinite(final) or h.skipped.any()
-        else f"mean loss of the last 20 steps is {final:.3f}"
-    )
+    direction, other = ("smaller", smaller) if _score(smaller) <= _score(larger) else ("larger", larger)
+    what = "training blew up" if not np.isfinite(final) else f"mean loss of the last 20 steps is {final:.3f}"
     return _say(
         False,
         f"with threshold {threshold:g}, {what} (target: below {target}). "
-        f"Try a {direction} threshold: {threshold * (1 / 3 if direction == 'smaller' else 3):.3g} "
-        f"gives {min(smaller, larger):.3g}.",
+        f"Try a {direction} threshold: {other.threshold[0]:.3g} gives {_score(other):.3g}.",
     )
-
-
-def _rescue_run(threshold, learning_rate, steps):
-    p = deep_mlp(seed=0)
-    t = Trainer(p.model(), p.loss, keras.optimizers.SGD(learning_rate), Scaler("global_norm", threshold))
-    return t.fit(p.x, p.y, steps=steps, batch_size=32, progress=False)
 
 
 def _score(h) -> float:

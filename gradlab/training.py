@@ -30,7 +30,7 @@ from gradlab.history import History
 from gradlab.optimizer import ScaledOptimizer
 from gradlab.problems import Problem
 from gradlab.recording import Recorder, snapshot
-from gradlab.transforms import MODE_NAMES, Scaler
+from gradlab.transforms import MODE_NAMES, Scaler, check_mode, check_threshold
 
 __all__ = ["GradientStats", "Trainer", "compare", "setup"]
 
@@ -134,6 +134,10 @@ class Trainer:
         if not to_build.built:
             to_build.build(self.variables)
         self.recorder = Recorder(self.variables, capacity)
+        self._initial = [
+            (v, v.numpy().copy())
+            for v in [*model.weights, *(self.loss_scaler or self.optimizer).variables, *self.scaler.state_variables]
+        ]
         self.history = History.empty(self.recorder.layer_names, MODE_NAMES, label)
         # One step: batches are fetched on the host and passed as tensors (as model.fit
         # does). Several steps per call: one function loops over the iterator, with
@@ -190,6 +194,18 @@ class Trainer:
         for _ in tf.range(n):
             x, y = next(iterator)
             self._step(x, y)
+
+    def reset(self) -> None:
+        """Go back to the start: initial weights, optimizer state, adaptive-clipping
+        state and data order; empty history. Mode and threshold are kept.
+
+        Nothing is rebuilt, so the compiled step is not traced again.
+        """
+        for v, value in self._initial:
+            v.assign(value)
+        self.recorder.row.assign(0)
+        self._source = (None,)
+        self.history = History.empty(self.recorder.layer_names, MODE_NAMES, self.label)
 
     def _iterator(self, x, y, dataset, batch_size, shuffle, seed):
         """The iterator over this data, reused when the same data comes again."""
@@ -364,13 +380,22 @@ def compare(
             "Argument `optimizer` must be a function returning a new optimizer for each run, such as "
             f"`lambda: keras.optimizers.SGD(0.1)`. Received: optimizer={optimizer!r}"
         )
-    histories = []
+    parsed = []
     for run in runs:
         mode, threshold = (run, None) if isinstance(run, str) else tuple(run)
-        label = mode if threshold is None else f"{mode}={threshold:g}"
-        trainer = Trainer(
-            problem.model(), problem.loss, optimizer(), Scaler(mode, threshold), label=label, **trainer_options
-        )
+        check_mode(mode)
+        parsed.append((mode, check_threshold(mode, threshold), mode if threshold is None else f"{mode}={threshold:g}"))
+    if not parsed:
+        raise ValueError("Argument `runs` must name at least one mode. Received: runs=[]")
+    # One model, optimizer and compiled step for every run: reset() restores the
+    # initial weights, optimizer slots, adaptive state and data order; the mode
+    # and threshold are variables, so no run retraces.
+    trainer = Trainer(problem.model(), problem.loss, optimizer(), Scaler(parsed[0][0], parsed[0][1]), **trainer_options)
+    histories = []
+    for mode, threshold, label in parsed:
+        trainer.reset()
+        trainer.scaler.set(mode=mode, threshold=threshold)
+        trainer.label = label
         histories.append(
             trainer.fit(problem.x, problem.y, steps=steps, batch_size=batch_size, seed=seed, progress=progress)
         )

@@ -249,6 +249,11 @@ class Scaler:
         """Every ``tf.Variable`` of this scaler: controls, then adaptive state."""
         return [self.mode, self.threshold] + self.autoclip.variables + self.zclip.variables
 
+    @property
+    def state_variables(self) -> list:
+        """The adaptive state (AutoClip history, ZClip statistics), not mode or threshold."""
+        return self.autoclip.variables[1:] + self.zclip.variables[1:]
+
     def set(self, mode: str | None = None, threshold: float | None = None) -> None:
         """Change mode and/or threshold; a running compiled step sees it next step.
 

@@ -112,7 +112,7 @@ class Lab:
         c["mode"].observe(self._on_mode, names="value")
         c["threshold"].observe(self._on_threshold, names="value")
         c["learning_rate"].observe(self._on_learning_rate, names="value")
-        c["problem"].observe(lambda _: self.reset(), names="value")
+        c["problem"].observe(lambda _: self._rebuild(), names="value")
         c["run"].on_click(lambda _: self.run())
         c["pause"].on_click(lambda _: self.pause())
         c["reset"].on_click(lambda _: self.reset())
@@ -194,7 +194,17 @@ class Lab:
         self._say("paused")
 
     def reset(self) -> None:
-        """Stop, and start again from the same initial weights."""
+        """Stop, and start again from the same initial weights and data order (no retrace)."""
+        self.pause()
+        with self._lock:
+            self.trainer.reset()
+            self.optimizer.learning_rate.assign(self.controls["learning_rate"].value)
+            self.figure.clear_overlays()
+            self.figure.update(self.trainer.history)
+        self._say("reset")
+
+    def _rebuild(self) -> None:
+        """Stop, and build the newly chosen problem."""
         self.pause()
         with self._lock:
             self._build()

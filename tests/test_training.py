@@ -244,3 +244,15 @@ def test_mixed_precision_fit_path_records_loss_scale_and_skips(problem, mixed_fl
     ok = h.skipped == 0
     assert ok[-5:].all()
     np.testing.assert_allclose(h.norm_after[ok], np.minimum(h.norm_before[ok], 0.5), rtol=1e-5)
+
+
+def test_reset_reproduces_the_run_without_retracing(problem):
+    """reset() restores weights, Adam slots, ZClip state and data order: the same run again, one trace."""
+    t = gradlab.Trainer(problem.model(), problem.loss, keras.optimizers.Adam(1e-2), gradlab.Scaler("zclip", 2.0))
+    first = t.fit(problem.x, problem.y, steps=30, batch_size=16, progress=False)
+    t.reset()
+    assert len(t.history) == 0
+    again = t.fit(problem.x, problem.y, steps=30, batch_size=16, progress=False)
+    for field in ("loss", "norm_before", "norm_after", "bound", "update_ratio"):
+        np.testing.assert_array_equal(getattr(first, field), getattr(again, field), err_msg=field)
+    assert t.tracing_count == 1

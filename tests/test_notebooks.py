@@ -1,0 +1,47 @@
+"""What the committed notebooks contain, and what they cost to run (see tools/run_notebooks.py)."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+RESOURCES = NOTEBOOKS / "RESOURCES.md"
+
+
+def test_there_are_notebooks():
+    assert PATHS, "no notebooks/NN_topic.ipynb found"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.name for p in PATHS])
+def test_stored_notebook_is_clean(path):
+    text = path.read_text()
+    nb = json.loads(text)
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"  # no kernel dialog in JupyterLab
+    assert len(text) < 1_500_000, "plotly.js or large outputs embedded?"
+    assert "cdn.plot.ly" not in text and "widget-state" not in text
+    assert not re.search(r"absl::InitializeLog|cpu_feature_guard|port\.cc:\d+\]", text), "TensorFlow log lines"
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(c.get("execution_count") for c in code), "stored with outputs: run tools/run_notebooks.py"
+    errors = [o for c in code for o in c["outputs"] if o["output_type"] == "error"]
+    assert not errors
+    first = "".join(nb["cells"][0]["source"])
+    assert first.startswith("# ") and "learn" in first.lower(), "open with what the reader will learn"
+    assert "summary" in "".join(nb["cells"][-1]["source"]).lower(), "close with a summary"
+
+
+def _resources():
+    rows = re.findall(r"^\| (\S+\.ipynb) \| ([\d.]+) \| (\d+) \|", RESOURCES.read_text(), re.M)
+    return {name: (float(s), int(mib)) for name, s, mib in rows}
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.name for p in PATHS])
+def test_notebook_fits_binder(path):
+    """Measured run time < 90 s on 2 cores and kernel peak memory < 1.5 GB."""
+    measured = _resources()
+    assert path.name in measured, f"measure it: python tools/run_notebooks.py {path.relative_to(NOTEBOOKS.parent)}"
+    seconds, mib = measured[path.name]
+    assert seconds < 90, f"{path.name} ran {seconds} s"
+    assert mib < 1536, f"{path.name} kernel peaked at {mib} MiB"
