@@ -1,25 +1,15 @@
-"""Check functions for the notebooks' exercises.
-
-Each ``check_*`` function computes the answer itself (nothing is hard-coded
-that the reader could copy), prints a short verdict with a hint when the answer
-is wrong, and returns ``True`` or ``False``. Solutions live in the notebooks,
-in collapsed cells.
-"""
+"""Notebook 05 (live lab): a global-norm threshold that rescues an exploding run."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
 
+from gradlab.exercises._common import say
 from gradlab.problems import deep_mlp
 from gradlab.training import compare
 
 __all__ = ["check_rescue_threshold"]
-
-
-def _say(ok: bool, text: str) -> bool:
-    print(("Correct: " if ok else "Not yet: ") + text)
-    return ok
 
 
 def check_rescue_threshold(threshold, learning_rate: float = 0.5, steps: int = 150, target: float = 0.5) -> bool:
@@ -32,9 +22,9 @@ def check_rescue_threshold(threshold, learning_rate: float = 0.5, steps: int = 1
     try:
         threshold = float(threshold)
     except (TypeError, ValueError):
-        return _say(False, f"the threshold must be a number. Received: {threshold!r}")
+        return say(False, f"the threshold must be a number. Received: {threshold!r}")
     if not np.isfinite(threshold) or threshold <= 0:
-        return _say(False, f"the threshold must be a positive number. Received: {threshold!r}")
+        return say(False, f"the threshold must be a positive number. Received: {threshold!r}")
     # The answer and, for the hint, a third and three times it: measured, not guessed.
     h, smaller, larger = compare(
         deep_mlp(seed=0),
@@ -45,14 +35,14 @@ def check_rescue_threshold(threshold, learning_rate: float = 0.5, steps: int = 1
     )
     final = _score(h)
     if final < target:
-        return _say(
+        return say(
             True,
             f"threshold {threshold:g} trains: mean loss of the last 20 steps {final:.3f} "
             f"(clip rate {h.clipped.mean():.0%}).",
         )
     direction, other = ("smaller", smaller) if _score(smaller) <= _score(larger) else ("larger", larger)
     what = "training blew up" if not np.isfinite(final) else f"mean loss of the last 20 steps is {final:.3f}"
-    return _say(
+    return say(
         False,
         f"with threshold {threshold:g}, {what} (target: below {target}). "
         f"Try a {direction} threshold: {other.threshold[0]:.3g} gives {_score(other):.3g}.",
