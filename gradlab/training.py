@@ -70,6 +70,10 @@ class Trainer:
       jit_compile: compile the step with XLA.
       steps_per_call: steps run per call of the compiled function (fewer Python
         round trips).
+      accumulate: micro-batches per update (gradient accumulation). Their
+        gradients are averaged and scaled once per update, never per
+        micro-batch; one row of statistics is recorded per update. With
+        ``batch_size=b`` an update sees ``accumulate * b`` samples.
       capacity: rows of the statistics buffer; the host reads it when full.
       label: a name for the run.
 
@@ -89,6 +93,7 @@ class Trainer:
         *,
         jit_compile: bool = False,
         steps_per_call: int = 1,
+        accumulate: int = 1,
         capacity: int = 1024,
         label: str = "",
     ):
@@ -127,6 +132,7 @@ class Trainer:
         self.optimizer = optimizer
         self.scaler = scaler if scaler is not None else Scaler("none")
         self.steps_per_call = _checks.number("steps_per_call", steps_per_call, low=1, low_open=False, integer=True)
+        self.accumulate = _checks.number("accumulate", accumulate, low=1, low_open=False, integer=True)
         capacity = _checks.number("capacity", capacity, low=1, low_open=False, integer=True)
         self.label = label
         self.variables = list(model.trainable_variables)
@@ -150,9 +156,9 @@ class Trainer:
             self._compiled = tf.function(self._train_steps)
 
     # ------------------------------------------------------------ compiled
-    def _train_step(self, x, y):
+    def _loss_and_grads(self, x, y, loss_scale):
+        """Loss (float32) and the true (unscaled) gradients of one batch."""
         lso = self.loss_scaler
-        loss_scale = tf.constant(1.0) if lso is None else tf.identity(lso.dynamic_scale)
         with tf.GradientTape() as tape:
             pred = self.model(x, training=True)
             loss = tf.cast(self.loss(y, pred), tf.float32)
@@ -162,6 +168,25 @@ class Trainer:
         grads = tape.gradient(target, self.variables)
         if lso is not None:  # unscale first: gradlab scales the true gradients
             grads = [g if g is None else g / tf.cast(loss_scale, g.dtype) for g in grads]
+        return loss, grads
+
+    def _accumulated(self, x, y, loss_scale):
+        """Mean loss and mean gradient over the ``accumulate`` micro-batches stacked in x, y."""
+        k = self.accumulate
+        losses, total = [], None
+        for i in range(k):  # unrolled: k is small and fixed
+            loss, grads = self._loss_and_grads(x[i], y[i], loss_scale)
+            losses.append(loss)
+            total = grads if total is None else [_add(a, b) for a, b in zip(total, grads)]
+        return tf.add_n(losses) / k, [None if g is None else _times(g, 1.0 / k) for g in total]
+
+    def _train_step(self, x, y):
+        lso = self.loss_scaler
+        loss_scale = tf.constant(1.0) if lso is None else tf.identity(lso.dynamic_scale)
+        if self.accumulate == 1:
+            loss, grads = self._loss_and_grads(x, y, loss_scale)
+        else:
+            loss, grads = self._accumulated(x, y, loss_scale)
         scaled, info = self.scaler.scale(grads, self.variables)
         old = snapshot(self.variables)
 
@@ -224,6 +249,8 @@ class Trainer:
             key = (id(dataset),)
         if getattr(self, "_source", (None,))[0] != key:
             ds = _dataset(x, y, batch_size, shuffle, seed) if dataset is None else dataset.repeat()
+            if self.accumulate > 1:  # each element: `accumulate` micro-batches, stacked
+                ds = ds.batch(self.accumulate, drop_remainder=True)
             # Keep the data alive with its iterator so that ids are not reused.
             self._source = (key, iter(ds), (x, y, dataset))
         return self._source[1]
@@ -400,6 +427,21 @@ def compare(
             trainer.fit(problem.x, problem.y, steps=steps, batch_size=batch_size, seed=seed, progress=progress)
         )
     return histories
+
+
+def _add(a, b):
+    """Sum of two gradients; IndexedSlices stay sparse (their rows are concatenated)."""
+    if a is None or b is None:
+        return a if b is None else b
+    if isinstance(a, tf.IndexedSlices) and isinstance(b, tf.IndexedSlices):
+        return tf.IndexedSlices(tf.concat([a.values, b.values], 0), tf.concat([a.indices, b.indices], 0), a.dense_shape)
+    return tf.convert_to_tensor(a) + tf.convert_to_tensor(b)
+
+
+def _times(g, c):
+    if isinstance(g, tf.IndexedSlices):
+        return tf.IndexedSlices(g.values * tf.cast(c, g.values.dtype), g.indices, g.dense_shape)
+    return g * tf.cast(c, g.dtype)
 
 
 class _Progress:
