@@ -15,11 +15,10 @@ from __future__ import annotations
 import tensorflow as tf
 
 from gradlab import _checks
+from gradlab._state import scatter, state_variable
 from gradlab.scaling import bound_factor, global_norm, scale, values_of, with_values
 
 __all__ = ["AutoClip", "ZClip"]
-
-_STATE = dict(trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
 
 def _apply_bound(grads, norm, bound):
@@ -53,13 +52,11 @@ class AutoClip:
     """
 
     def __init__(self, percentile=10.0, history_size=10_000):
-        self.percentile = tf.Variable(
-            float(check_percentile(percentile)), dtype=tf.float32, name="autoclip_percentile", **_STATE
-        )
+        self.percentile = state_variable(float(check_percentile(percentile)), "autoclip_percentile", tf.float32)
         self.history_size = check_history_size(history_size)
-        self.history = tf.Variable(tf.zeros([self.history_size]), name="autoclip_history", **_STATE)
-        self.count = tf.Variable(0, dtype=tf.int64, name="autoclip_count", **_STATE)
-        self.bound = tf.Variable(float("inf"), dtype=tf.float32, name="autoclip_bound", **_STATE)
+        self.history = state_variable(tf.zeros([self.history_size]), "autoclip_history")
+        self.count = state_variable(0, "autoclip_count", tf.int64)
+        self.bound = state_variable(float("inf"), "autoclip_bound", tf.float32)
 
     @property
     def variables(self):
@@ -73,7 +70,7 @@ class AutoClip:
     def update(self, norm, percentile):
         """Add ``norm`` to the history and return the new bound (float32)."""
         size = self.history_size
-        self.history.scatter_nd_update([[self.count % size]], tf.reshape(tf.cast(norm, tf.float32), [1]))
+        scatter(self.history, [[self.count % size]], tf.reshape(tf.cast(norm, tf.float32), [1]))
         self.count.assign_add(1)
         n = tf.minimum(self.count, size)
         # Unfilled slots sort last as +inf; the shape stays static (XLA friendly).
@@ -120,16 +117,16 @@ class ZClip:
 
     def __init__(self, alpha=0.97, z_threshold=2.5, warmup=25, eps=1e-6):
         self.alpha = check_alpha(alpha)
-        self.z_threshold = tf.Variable(
-            float(_checks.number("z_threshold", z_threshold)), dtype=tf.float32, name="zclip_z_threshold", **_STATE
+        self.z_threshold = state_variable(
+            float(_checks.number("z_threshold", z_threshold)), "zclip_z_threshold", tf.float32
         )
         self.warmup = check_warmup(warmup)
         self.eps = _checks.number("eps", eps)
-        self.buffer = tf.Variable(tf.zeros([self.warmup]), name="zclip_warmup_norms", **_STATE)
-        self.count = tf.Variable(0, dtype=tf.int64, name="zclip_count", **_STATE)
-        self.mean = tf.Variable(0.0, name="zclip_mean", **_STATE)
-        self.var = tf.Variable(0.0, name="zclip_var", **_STATE)
-        self.bound = tf.Variable(float("inf"), dtype=tf.float32, name="zclip_bound", **_STATE)
+        self.buffer = state_variable(tf.zeros([self.warmup]), "zclip_warmup_norms")
+        self.count = state_variable(0, "zclip_count", tf.int64)
+        self.mean = state_variable(0.0, "zclip_mean")
+        self.var = state_variable(0.0, "zclip_var")
+        self.bound = state_variable(float("inf"), "zclip_bound", tf.float32)
 
     @property
     def variables(self):
@@ -147,7 +144,7 @@ class ZClip:
         inf = tf.constant(float("inf"))
 
         def warming():
-            self.buffer.scatter_nd_update([[self.count]], tf.reshape(norm, [1]))
+            scatter(self.buffer, [[self.count]], tf.reshape(norm, [1]))
             done = tf.equal(self.count, self.warmup - 1)
             mean = tf.reduce_mean(self.buffer)
             self.mean.assign(tf.where(done, mean, self.mean))

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
-from keras import initializers
 
+from gradlab._state import state_variable
 from gradlab.recording import Recorder, snapshot
 from gradlab.transforms import Scaler
 
@@ -116,6 +116,7 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         self.inner_optimizer = inner_optimizer
         self.inner_optimizer.loss_scale_factor = None
         self.scaler = scaler
+        self.skipped_steps = state_variable(0, "skipped_steps", tf.int64)
         self.recorder = None
         self._loss = _Slot()
         self._outer = None  # a LossScaleOptimizer wrapping this one, once known
@@ -163,15 +164,12 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         return super().scale_loss(loss)
 
     def build(self, var_list):
-        self.skipped_steps = self.add_variable(
-            shape=(), dtype="int", initializer=initializers.Zeros(), aggregation="none", name="skipped_steps"
-        )
         self.inner_optimizer.build(var_list)
         super().build(var_list)
 
     @property
     def variables(self):
-        return self._variables + self.scaler.variables + self.inner_optimizer.variables
+        return self._variables + [self.skipped_steps] + self.scaler.variables + self.inner_optimizer.variables
 
     @tf.autograph.experimental.do_not_convert
     def apply(self, grads, trainable_variables=None):
@@ -190,21 +188,39 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         grads = list(grads)
         if self.loss_scale_factor is not None:
             grads = [g if g is None else g / self.loss_scale_factor for g in grads]
+        replicas = _replicas()
+        if replicas > 1:
+            # Clip what the update will use: the gradient summed over replicas (Keras clips
+            # each replica's own gradient before the sum).
+            grads = _all_reduce(grads)
         scaled, info = self.scaler.scale(grads, trainable_variables)
         old = snapshot(trainable_variables) if self.recorder is not None else None
-
-        def update():
-            # Keras 3's Adam, RMSprop, ... mishandle repeated indices in IndexedSlices (Keras'
-            # global_clipnorm densifies them): hand the inner optimizer one row per index.
-            self.inner_optimizer.apply([_merge_duplicates(g) for g in scaled], trainable_variables)
+        # Keras 3's Adam, RMSprop, ... mishandle repeated indices in IndexedSlices (Keras'
+        # global_clipnorm densifies them): hand the inner optimizer one row per index.
+        scaled = [_merge_duplicates(g) for g in scaled]
 
         def skip():
             self.skipped_steps.assign_add(1)
 
-        if tf.executing_eagerly():
-            update() if bool(info.finite) else skip()
+        if replicas > 1:
+            # The inner optimizer sums its gradients over replicas again: give each replica
+            # a 1/n share. Its apply synchronises replicas, which tf.cond forbids inside a
+            # replica: decide in cross-replica context, as LossScaleOptimizer does.
+            shares = [None if g is None else g / replicas for g in scaled]
+
+            def cross_replica(distribution, shares, finite):
+                def update():
+                    distribution.extended.call_for_each_replica(
+                        self.inner_optimizer.apply, args=(shares, trainable_variables)
+                    )
+
+                tf.cond(distribution.experimental_local_results(finite)[0], update, skip)
+
+            tf.distribute.get_replica_context().merge_call(cross_replica, args=(shares, info.finite))
+        elif tf.executing_eagerly():
+            self.inner_optimizer.apply(scaled, trainable_variables) if bool(info.finite) else skip()
         else:
-            tf.cond(info.finite, update, skip)
+            tf.cond(info.finite, lambda: self.inner_optimizer.apply(scaled, trainable_variables), skip)
         if self.recorder is not None:
             self.recorder.record(
                 loss=self._loss.get(),
@@ -249,6 +265,25 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         inner.loss_scale_factor = config.pop("loss_scale_factor", None)
         scaler = keras.saving.deserialize_keras_object(config.pop("scaler"), custom_objects=custom_objects)
         return cls(inner, scaler=scaler, **config)
+
+
+def _replicas() -> int:
+    """Replicas in sync when called inside a replica of a tf.distribute strategy, else 1."""
+    if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
+        return 1
+    return tf.distribute.get_replica_context().num_replicas_in_sync
+
+
+def _all_reduce(grads):
+    """Sum gradients over replicas (IndexedSlices become dense)."""
+    idx = [i for i, g in enumerate(grads) if g is not None]
+    reduced = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, [tf.convert_to_tensor(grads[i]) for i in idx]
+    )
+    out = list(grads)
+    for i, g in zip(idx, reduced):
+        out[i] = g
+    return out
 
 
 def _merge_duplicates(g):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from gradlab._state import scatter, state_variable
 from gradlab.history import SCALARS, History
 from gradlab.transforms import MODE_NAMES, Info, variable_name
 
@@ -53,9 +54,8 @@ class Recorder:
         self.one_hot = tf.constant(one_hot)
         self.capacity = int(capacity)
         self.width = len(SCALARS) + 3 * len(self.layer_names)
-        state = dict(trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-        self.buffer = tf.Variable(tf.zeros([self.capacity, self.width]), name="gradlab_records", **state)
-        self.row = tf.Variable(0, dtype=tf.int32, name="gradlab_record_row", **state)
+        self.buffer = state_variable(tf.zeros([self.capacity, self.width]), "gradlab_records")
+        self.row = state_variable(0, "gradlab_record_row", tf.int32)
 
     def record(self, *, loss, info: Info, old_weights, variables, loss_scale, mode, threshold):
         """Pack one step's statistics and write them at the next row (graph-safe).
@@ -96,7 +96,7 @@ class Recorder:
             ]
         )
         row = tf.concat([scalars, layer_before, layer_after, ratio], 0)
-        self.buffer.scatter_nd_update([[self.row]], row[None])
+        scatter(self.buffer, [[self.row]], row[None])
         self.row.assign_add(1)
 
     def record_skipped(self, *, loss, loss_scale, mode, threshold):
@@ -120,7 +120,7 @@ class Recorder:
             ]
         )
         row = tf.concat([scalars, tf.fill([2 * n], nan), tf.zeros([n])], 0)
-        self.buffer.scatter_nd_update([[self.row]], row[None])
+        scatter(self.buffer, [[self.row]], row[None])
         self.row.assign_add(1)
 
     def flush(self) -> np.ndarray:

@@ -139,7 +139,22 @@ class Trainer:
         to_build = self.loss_scaler or self.optimizer  # a LossScaleOptimizer builds its inner one
         if not to_build.built:
             to_build.build(self.variables)
+        # tf.distribute: build everything under the strategy's scope, then make the Trainer there.
+        self.strategy = tf.distribute.get_strategy()
+        self.replicas = self.strategy.num_replicas_in_sync
+        if self.replicas > 1:
+            if self.loss_scaler is not None or self.accumulate > 1 or jit_compile or self.steps_per_call > 1:
+                raise ValueError(
+                    "Under a tf.distribute strategy the Trainer runs one step per call, without mixed-precision "
+                    "loss scaling, accumulation or XLA (use model.fit with ScaledOptimizer for those). Received: "
+                    f"loss scaling={self.loss_scaler is not None}, accumulate={self.accumulate}, "
+                    f"jit_compile={jit_compile}, steps_per_call={self.steps_per_call}"
+                )
+            # ScaledOptimizer sums the replicas' gradients, scales the sum once and applies it.
+            self._replicated = ScaledOptimizer(self.optimizer, scaler=self.scaler)
         self.recorder = Recorder(self.variables, capacity)
+        if self.replicas > 1:
+            self._replicated.recorder = self.recorder
         self._initial = [
             (v, v.numpy().copy())
             for v in [*model.weights, *(self.loss_scaler or self.optimizer).variables, *self.scaler.state_variables]
@@ -148,7 +163,10 @@ class Trainer:
         # One step: batches are fetched on the host and passed as tensors (as model.fit
         # does). Several steps per call: one function loops over the iterator, with
         # the step inside it (XLA-compiled on its own: iterators stay outside XLA).
-        if self.steps_per_call == 1:
+        if self.replicas > 1:
+            self._step = tf.function(self._distributed_step)
+            self._compiled = self._step
+        elif self.steps_per_call == 1:
             self._step = tf.function(self._train_step, jit_compile=jit_compile)
             self._compiled = self._step
         else:
@@ -161,7 +179,7 @@ class Trainer:
         lso = self.loss_scaler
         with tf.GradientTape() as tape:
             pred = self.model(x, training=True)
-            loss = tf.cast(self.loss(y, pred), tf.float32)
+            loss = tf.reduce_mean(tf.cast(self.loss(y, pred), tf.float32))
             if self.model.losses:
                 loss = loss + tf.add_n([tf.cast(extra, tf.float32) for extra in self.model.losses])
             target = loss if lso is None else loss * loss_scale
@@ -215,6 +233,23 @@ class Trainer:
             threshold=self.scaler.threshold,
         )
 
+    def _distributed_step(self, x, y):
+        self.strategy.run(self._replica_step, args=(x, y))
+
+    def _replica_step(self, x, y):
+        """One replica's part: the gradient of its share of the global-batch loss."""
+        n = self.replicas
+        with tf.GradientTape() as tape:
+            share = tf.reduce_mean(tf.cast(self.loss(y, self.model(x, training=True)), tf.float32))
+            if not _divides_by_replicas(self.loss):
+                share = share / n
+            if self.model.losses:  # penalties count once in the sum of the shares
+                share = share + tf.add_n([tf.cast(extra, tf.float32) for extra in self.model.losses]) / n
+        grads = tape.gradient(share, self.variables)
+        ctx = tf.distribute.get_replica_context()
+        self._replicated._loss.value = ctx.all_reduce(tf.distribute.ReduceOp.SUM, share)
+        self._replicated.apply(grads, self.variables)
+
     def _train_steps(self, iterator, n):
         for _ in tf.range(n):
             x, y = next(iterator)
@@ -251,6 +286,8 @@ class Trainer:
             ds = _dataset(x, y, batch_size, shuffle, seed) if dataset is None else dataset.repeat()
             if self.accumulate > 1:  # each element: `accumulate` micro-batches, stacked
                 ds = ds.batch(self.accumulate, drop_remainder=True)
+            if self.replicas > 1:  # each batch is a global batch, split between the replicas
+                ds = self.strategy.experimental_distribute_dataset(ds)
             # Keep the data alive with its iterator so that ids are not reused.
             self._source = (key, iter(ds), (x, y, dataset))
         return self._source[1]
@@ -427,6 +464,16 @@ def compare(
             trainer.fit(problem.x, problem.y, steps=steps, batch_size=batch_size, seed=seed, progress=progress)
         )
     return histories
+
+
+def _divides_by_replicas(loss) -> bool:
+    """Keras losses with a mean reduction already divide by the number of replicas
+    inside a tf.distribute replica (keras.losses.loss.scale_loss_for_distribution)."""
+    return isinstance(loss, keras.losses.Loss) and loss.reduction in (
+        "sum_over_batch_size",
+        "mean",
+        "mean_with_sample_weight",
+    )
 
 
 def _add(a, b):

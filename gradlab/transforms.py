@@ -35,6 +35,7 @@ import keras
 import tensorflow as tf
 
 from gradlab import _checks
+from gradlab._state import state_variable
 from gradlab.adaptive import AutoClip, ZClip, check_alpha, check_history_size, check_warmup
 from gradlab.scaling import (
     agc_values,
@@ -231,9 +232,8 @@ class Scaler:
             warmup=check_warmup(zclip_warmup, "zclip_warmup"),
             eps=_checks.number("zclip_eps", zclip_eps),
         )
-        state = dict(trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-        self.mode = tf.Variable(MODE_NAMES.index(mode_name), dtype=tf.int32, name="scaler_mode", **state)
-        self.threshold = tf.Variable(float(threshold), dtype=tf.float32, name="scaler_threshold", **state)
+        self.mode = state_variable(MODE_NAMES.index(mode_name), "scaler_mode", tf.int32)
+        self.threshold = state_variable(float(threshold), "scaler_threshold", tf.float32)
 
     # ------------------------------------------------------------ live controls
     @property

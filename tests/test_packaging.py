@@ -24,6 +24,7 @@ PACKAGE = ROOT / "gradlab"
 # Math, then training, then display, then controls: a module imports only modules before it.
 IMPORT_ORDER = (
     "_checks",
+    "_state",
     "scaling",
     "adaptive",
     "transforms",
