@@ -10,7 +10,7 @@ comma  := ,
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install lab test lint bench clean
+.PHONY: install lab test lint bench gpu-check clean
 
 install: $(STAMP)
 
@@ -38,3 +38,6 @@ clean:
 
 bench: install
 	$(BIN)/python benchmarks/bench_step.py
+
+gpu-check:
+	$(BIN)/python benchmarks/gpu_check.py

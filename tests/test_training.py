@@ -202,7 +202,8 @@ def mixed_float16():
 def test_mixed_precision_step_clips_unscaled_gradients(problem, mixed_float16):
     """Under mixed_float16 the Trainer unscales before clipping and records the loss scale."""
     lso = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.05))
-    t = gradlab.Trainer(problem.model(), problem.loss, lso, gradlab.Scaler("global_norm", 0.5))
+    model16 = problem.model()
+    t = gradlab.Trainer(model16, problem.loss, lso, gradlab.Scaler("global_norm", 0.5))
     h = t.fit(dataset=batches(problem), steps=6, progress=False)
     keras.mixed_precision.set_global_policy("float32")
     ref = gradlab.Trainer(problem.model(), problem.loss, keras.optimizers.SGD(0.05), gradlab.Scaler("global_norm", 0.5))
@@ -211,6 +212,22 @@ def test_mixed_precision_step_clips_unscaled_gradients(problem, mixed_float16):
     np.testing.assert_allclose(h.norm_before, h32.norm_before, rtol=5e-3)  # float16 tolerance
     np.testing.assert_allclose(h.norm_after, 0.5, rtol=1e-5)
     assert not h.skipped.any()
+    for a, b in zip(model16.get_weights(), ref.model.get_weights()):  # clipped updates, float16 tolerance
+        np.testing.assert_allclose(a, b, atol=2e-3)
+
+
+def test_mixed_precision_fit_path_matches_float32(problem, mixed_float16):
+    """model.fit under mixed_float16 with ScaledOptimizer: float32 weights within float16 tolerance."""
+    model16 = problem.model()
+    model16.compile(gradlab.ScaledOptimizer(keras.optimizers.SGD(0.05), "global_norm", 0.5), problem.loss)
+    model16.fit(problem.x, problem.y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    keras.mixed_precision.set_global_policy("float32")
+    model32 = problem.model()
+    model32.compile(gradlab.ScaledOptimizer(keras.optimizers.SGD(0.05), "global_norm", 0.5), problem.loss)
+    model32.fit(problem.x, problem.y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    assert model16.layers[0].compute_dtype == "float16"
+    for a, b in zip(model16.get_weights(), model32.get_weights()):
+        np.testing.assert_allclose(a, b, atol=2e-3)
 
 
 def test_mixed_precision_overflow_is_skipped_without_harm(problem, mixed_float16):
