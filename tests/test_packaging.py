@@ -268,9 +268,17 @@ def test_readme_binder_badge_opens_the_start_notebook_in_jupyterlab(readme):
         r"\[!\[[^\]]*\]\(https://mybinder\.org/badge[^)]*\)\]\((https://mybinder\.org/v2/[^)\s]+)\)", readme
     )
     assert badges, "no mybinder badge in README.md"
-    for url in badges:
-        query = parse_qs(urlparse(url).query)
-        assert query.get("urlpath") == [f"lab/tree/{START_NOTEBOOK}"], url
+    first = parse_qs(urlparse(badges[0]).query)
+    assert first.get("urlpath") == [f"lab/tree/{START_NOTEBOOK}"], badges[0]
+    for url in badges:  # every other badge opens a notebook that exists, in JupyterLab
+        (urlpath,) = parse_qs(urlparse(url).query)["urlpath"]
+        assert urlpath.startswith("lab/tree/notebooks/"), url
+        assert (ROOT / urlpath.removeprefix("lab/tree/")).exists(), f"{url}: no such notebook"
+
+
+def test_readme_lists_every_notebook(readme):
+    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        assert f"(notebooks/{nb.name})" in readme, f"README does not list {nb.name}"
 
 
 # ---------------------------------------------------------------- imports point one way
