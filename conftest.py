@@ -15,3 +15,8 @@ def _doctest_names(doctest_namespace):
     import gradlab
 
     doctest_namespace.update(tf=tf, keras=keras, np=np, gradlab=gradlab)
+
+
+# Scripts that tests run in subprocesses (they configure devices or join a cluster when
+# run): not test modules, and --doctest-modules must not import them.
+collect_ignore = ["tests/distributed_check.py", "tests/multiworker_check.py"]
