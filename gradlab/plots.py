@@ -232,6 +232,15 @@ def overview(histories, window: int = 20, log_loss: bool = True) -> go.Figure:
     return fig
 
 
+def _thin(n: int, max_points: int) -> np.ndarray:
+    """Indices of at most ~max_points of n steps: all of the last fifth, evenly spaced before."""
+    if n <= max_points:
+        return np.arange(n)
+    tail = max_points // 5
+    head = np.linspace(0, n - tail - 1, max_points - tail).astype(int)
+    return np.unique(np.concatenate([head, np.arange(n - tail, n)]))
+
+
 class LiveFigure:
     """A ``go.FigureWidget`` overview of one run, updated in place.
 
@@ -240,8 +249,9 @@ class LiveFigure:
     finished runs for comparison. ``widget`` is the FigureWidget to display.
     """
 
-    def __init__(self, window: int = 20, height: int = 560):
+    def __init__(self, window: int = 20, height: int = 560, max_points: int = 1500):
         self.window = window
+        self.max_points = max_points
         empty = History.empty([], ())
         fig = overview(empty, window)
         fig.update_layout(height=height, uirevision="gradlab")  # keep zoom across updates
@@ -249,8 +259,14 @@ class LiveFigure:
         self._n_live = len(self.widget.data)
 
     def update(self, h: History) -> None:
-        """Show ``h`` (the live run) in the figure."""
-        x = h.steps.tolist()
+        """Show ``h`` (the live run) in the figure.
+
+        Long runs are thinned to about ``max_points`` points per trace (every step of
+        the last fifth, evenly spaced before), so a redraw stays fast; skipped steps
+        are always all marked.
+        """
+        keep = _thin(len(h), self.max_points)
+        x = h.steps[keep].tolist()
         top = _top(h.norm_before)
         skipped = h.steps[h.skipped > 0].tolist()
         series = [h.loss, h.norm_before, h.norm_after, h.bound, None, clip_rate(h, self.window)]
@@ -259,7 +275,7 @@ class LiveFigure:
                 if y is None:  # skipped-step markers
                     trace.x, trace.y = skipped, [top] * len(skipped)
                 else:
-                    trace.x, trace.y = x, finite(y)
+                    trace.x, trace.y = x, finite(np.asarray(y)[keep])
 
     def overlay(self, histories) -> None:
         """Add finished runs (loss and post-scaling norm) for comparison; replaces earlier overlays."""

@@ -78,18 +78,20 @@ class Lab:
 
         lo, hi = threshold_range(mode)
         t = float(self.scaler.threshold.numpy())
+        wide = {"description_width": "initial"}
         c = self.controls = {
-            "problem": w.Dropdown(options=list(PROBLEMS), value=problem, description="problem"),
-            "mode": w.Dropdown(options=list(MODE_NAMES), value=mode, description="mode"),
+            "problem": w.Dropdown(options=list(PROBLEMS), value=problem, description="problem", style=wide),
+            "mode": w.Dropdown(options=list(MODE_NAMES), value=mode, description="mode", style=wide),
             "threshold": w.FloatLogSlider(
                 value=t,
                 base=10,
                 min=lo,
                 max=hi,
                 step=0.05,
-                description=MODES[mode].threshold_name[:12],
+                description=MODES[mode].threshold_name,
                 readout_format=".3g",
                 continuous_update=True,
+                style=wide,
             ),
             "learning_rate": w.FloatLogSlider(
                 value=learning_rate,
@@ -100,8 +102,17 @@ class Lab:
                 description="learning rate",
                 readout_format=".3g",
                 continuous_update=False,
+                style=wide,
             ),
-            "steps": w.IntSlider(value=steps, min=10, max=2000, step=10, description="steps", continuous_update=False),
+            "steps": w.IntSlider(
+                value=steps,
+                min=10,
+                max=max(2000, steps),
+                step=10,
+                description="steps",
+                continuous_update=False,
+                style=wide,
+            ),
             "run": w.Button(description="Run", button_style="success", icon="play"),
             "pause": w.Button(description="Pause", icon="pause"),
             "reset": w.Button(description="Reset", icon="refresh"),
@@ -160,8 +171,9 @@ class Lab:
             slider.min, slider.max = min(slider.min, lo), max(slider.max, hi)
             slider.value = value
             slider.min, slider.max = lo, hi
-            slider.description = MODES[mode].threshold_name[:12]
+            slider.description = MODES[mode].threshold_name
         self.scaler.set(mode=mode, threshold=value)
+        self._last_draw = 0.0  # show the change right after the next chunk
 
     def _on_threshold(self, change):
         mode = self.controls["mode"].value
@@ -170,6 +182,7 @@ class Lab:
         if m.high is not None:
             value = min(value, m.high)
         self.scaler.set(mode=mode, threshold=value)
+        self._last_draw = 0.0  # show the change right after the next chunk
 
     def _on_learning_rate(self, change):
         self.optimizer.learning_rate.assign(change["new"])

@@ -1,0 +1,128 @@
+"""The live lab in JupyterLab in headless Chromium, driven as a reader would drive it.
+
+Checks: the widgets and the FigureWidget render without console errors; Run makes the
+traces grow; moving the threshold slider mid-run changes the drawn threshold line and the
+post-clipping norms; changing the mode mid-run works; Pause stops the growth. Prints the
+slider-to-redraw latency (goal <= 0.5 s). With GRADLAB_SCREENSHOT=path it also saves a
+screenshot of the lab there (the README's image: docs/lab.png).
+"""
+
+import os
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from browser import chromium_page, error_outputs, jupyterlab_server, open_and_run_all
+from playwright.sync_api import sync_playwright
+
+pytestmark = pytest.mark.browser
+
+LAB = ".gradlab-lab"
+PLOT = f"{LAB} .js-plotly-plot"
+SETUP = """import os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import gradlab
+gradlab.setup(seed=0)"""
+MAKE_LAB = """lab = gradlab.Lab(problem="deep_mlp", mode="global_norm", threshold=1.0, learning_rate=0.5,
+                  steps=50000, chunk=5, redraw_ms=100)
+lab"""
+
+
+@pytest.fixture(scope="module")
+def lab_notebook(tmp_path_factory):
+    root = tmp_path_factory.mktemp("livelab")
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(SETUP), nbformat.v4.new_code_cell(MAKE_LAB)],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}},
+    )
+    nbformat.write(nb, root / "lab.ipynb")
+    with jupyterlab_server(root) as (base_url, token):
+        yield base_url, token
+
+
+def traces(page):
+    """What the FigureWidget in the page draws: steps so far (n), and the drawn points
+    (step, threshold, post-clip norm) of the traces (long runs are thinned)."""
+    return page.evaluate(
+        """sel => { const gd = document.querySelector(sel); if (!gd || !gd.data) return null;
+           const d = gd.data, x = d[0].x ? Array.from(d[0].x) : [];
+           return {n: x.length ? x[x.length - 1] + 1 : 0, x: x,
+                   bound: d[3].y ? Array.from(d[3].y) : [], after: d[2].y ? Array.from(d[2].y) : []}; }""",
+        PLOT,
+    )
+
+
+def since(t, step):
+    """Drawn (threshold, post-clip norm) pairs of the steps from `step` on."""
+    return [(b, a) for x, b, a in zip(t["x"], t["bound"], t["after"]) if x >= step]
+
+
+def wait_for(predicate, timeout=30.0, every=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s")
+
+
+def test_live_lab_in_a_real_browser(lab_notebook, tmp_path):
+    base_url, token = lab_notebook
+    with sync_playwright() as playwright, chromium_page(playwright) as (page, errors):
+        open_and_run_all(page, base_url, token, "lab.ipynb")
+        try:
+            drive_the_lab(page)
+        except AssertionError as err:  # show what the reader would have seen
+            shot = tmp_path / "lab-failure.png"
+            page.screenshot(path=str(shot))
+            status = page.locator(f"{LAB} .gradlab-status").all_inner_texts()
+            raise AssertionError(f"{err}; lab status: {status}; screenshot: {shot}; console: {errors}") from err
+        assert not errors, errors
+
+
+def drive_the_lab(page):
+    assert not error_outputs(page)
+    page.wait_for_selector(PLOT, timeout=60_000)
+    assert page.locator(f"{LAB} .widget-dropdown select").count() == 2  # problem, mode
+    assert page.locator(f"{LAB} .widget-slider").count() >= 3  # threshold, learning rate, steps
+
+    # Run: the traces grow.
+    page.locator(f"{LAB} button", has_text="Run").click()
+    wait_for(lambda: (traces(page) or {}).get("n", 0) >= 30)
+    start = traces(page)
+    assert start["bound"][-1] == pytest.approx(1.0)
+    wait_for(lambda: traces(page)["n"] > start["n"] + 20)
+
+    # Move the threshold slider mid-run (ArrowLeft: -0.05 in log10 per press; 20 presses: 1.0 -> 0.1).
+    handle = page.locator(f"{LAB} .widget-slider .noUi-handle").first
+    handle.focus()
+    for _ in range(20):
+        handle.press("ArrowLeft")
+    moved = time.monotonic()
+    n_at_move = traces(page)["n"]
+    wait_for(lambda: any(b is not None and b < 0.2 for b, _ in since(traces(page), n_at_move - 5)), every=0.01)
+    latency = time.monotonic() - moved
+    print(f"\nslider-to-redraw latency: {latency:.3f} s (goal <= 0.5 s)")
+    wait_for(lambda: traces(page)["n"] > n_at_move + 30)
+    new = [(b, a) for b, a in since(traces(page), n_at_move) if b is not None and b < 0.2]
+    assert new, "no step ran with the new threshold"
+    assert all(a is None or a <= b * (1 + 1e-5) for b, a in new), "post-clip norms above the new threshold"
+    if os.environ.get("GRADLAB_SCREENSHOT"):
+        path = Path(os.environ["GRADLAB_SCREENSHOT"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        page.locator(LAB).screenshot(path=str(path))
+
+    # Change the mode mid-run: zclip's warm-up has no bound (drawn as a gap), the run goes on.
+    page.locator(f"{LAB} .widget-dropdown select").nth(1).select_option("zclip")
+    n_at_mode = traces(page)["n"]
+    wait_for(lambda: traces(page)["n"] > n_at_mode + 30)
+    assert traces(page)["bound"][-1] is None
+
+    # Pause: no more growth.
+    page.locator(f"{LAB} button", has_text="Pause").click()
+    time.sleep(1.0)
+    paused = traces(page)["n"]
+    time.sleep(1.5)
+    assert traces(page)["n"] == paused
