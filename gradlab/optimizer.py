@@ -9,6 +9,12 @@ default ``nonfinite="skip"`` policy).
 With ``mode="value"``, ``"norm"`` or ``"global_norm"`` its updates equal the
 inner optimizer built with Keras' own ``clipvalue``, ``clipnorm`` or
 ``global_clipnorm`` on one device.
+
+Under ``tf.distribute`` (create it inside ``strategy.scope()``) it differs from
+Keras on purpose: Keras clips each replica's gradient before the all-reduce;
+ScaledOptimizer sums the replicas' gradients first and scales the sum once, so
+training on n replicas gives the weights of one device on the same global
+batches. AutoClip and ZClip keep one state, updated from the summed gradient.
 """
 
 from __future__ import annotations
