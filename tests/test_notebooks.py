@@ -45,3 +45,17 @@ def test_notebook_fits_binder(path):
     seconds, mib = measured[path.name]
     assert seconds < 90, f"{path.name} ran {seconds} s"
     assert mib < 1536, f"{path.name} kernel peaked at {mib} MiB"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.name for p in PATHS])
+def test_notebook_has_prediction_and_graded_exercise(path):
+    """A "predict, then run" prompt; an exercise graded by a gradlab check; its solution hidden."""
+    nb = json.loads(path.read_text())
+    markdown = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert any("predict" in m.lower() for m in markdown), "no 'predict, then run' prompt"
+    checks = [c for c in code if re.search(r"gradlab\.exercises|from gradlab\.exercises import", "".join(c["source"]))]
+    assert checks, "no exercise graded by a gradlab.exercises check"
+    verdicts = "".join("".join(o.get("text", "")) for c in code for o in c["outputs"])  # text: str or lines
+    assert "Not yet:" in verdicts and "Correct:" in verdicts, "show a wrong answer's hint and the solution passing"
+    assert any(c["metadata"].get("jupyter", {}).get("source_hidden") for c in code), "hide the solution cell"
