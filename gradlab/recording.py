@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from gradlab._state import scatter, state_variable
 from gradlab.history import SCALARS, History
-from gradlab.scaling import squared_norm
+from gradlab.scaling import fused_squared_norm
 from gradlab.transforms import MODE_NAMES, Info, variable_name
 
 __all__ = ["Recorder", "layer_groups"]
@@ -71,8 +71,10 @@ class Recorder:
         skipped = 1.0 - tf.cast(finite, tf.float32)
         changed = tf.abs(norm_after - info.norm) > 1e-6 * info.norm
         clipped = tf.cast(tf.logical_and(finite, changed), tf.float32)
-        diffs = tf.stack([squared_norm(tf.cast(_read(v), tf.float32) - w) for v, w in zip(variables, old_weights)])
-        weights = tf.stack([squared_norm(w) for w in old_weights])
+        diffs = tf.stack(
+            [fused_squared_norm(tf.cast(_read(v), tf.float32) - w) for v, w in zip(variables, old_weights)]
+        )
+        weights = tf.stack([fused_squared_norm(w) for w in old_weights])
         layer_before = tf.sqrt(tf.linalg.matvec(self.one_hot, sq_before, transpose_a=True))
         layer_after = tf.sqrt(tf.linalg.matvec(self.one_hot, sq_after, transpose_a=True))
         layer_w = tf.sqrt(tf.linalg.matvec(self.one_hot, weights, transpose_a=True))

@@ -45,12 +45,16 @@ def with_values(g, values):
 
 
 def squared_norm(t) -> tf.Tensor:
-    """Sum of squares of ``t`` as a float32 scalar.
-
-    ``tf.nn.l2_loss`` (``sum(t**2) / 2``) is one fused pass with no temporary
-    tensor, and what ``tf.linalg.global_norm`` uses.
-    """
+    """Sum of squares of ``t`` as a float32 scalar."""
     t = tf.cast(t, tf.float32)
+    return tf.reduce_sum(tf.square(t))
+
+
+def fused_squared_norm(t) -> tf.Tensor:
+    """Sum of squares of a float32 ``t`` in one fused pass (``tf.nn.l2_loss``, as
+    ``tf.linalg.global_norm`` computes it): faster than :func:`squared_norm` for a
+    few large tensors on CPU, slower for many medium ones (measured in
+    benchmarks/bench_step.py), hence used for the recorder's weight statistics."""
     return 2.0 * tf.nn.l2_loss(t)
 
 
