@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 import gradlab
-from gradlab.exercises import nb00, nb01, nb02, nb03, nb04, nb06, nb07, nb09
+from gradlab.exercises import nb00, nb01, nb02, nb03, nb04, nb06, nb07, nb08, nb09
 
 
 def test_nb00_clipnorm_update(capsys):
@@ -105,6 +105,17 @@ def test_nb07_scaled_threshold_and_accumulation():
     assert nb07.check_accumulated_update((-task["learning_rate"] * clipped).tolist())
     each = np.mean([g * min(1.0, task["threshold"] / np.linalg.norm(g)) for g in np.array(task["grads"], float)], 0)
     assert not nb07.check_accumulated_update((-task["learning_rate"] * each).tolist())
+
+
+def test_nb08_replica_update():
+    shares = [np.array(s, float) for s in nb08.REPLICA_TASK["shares"]]
+    c, lr = nb08.REPLICA_TASK["global_clipnorm"], nb08.REPLICA_TASK["learning_rate"]
+    clip = lambda g: g * min(1.0, c / np.linalg.norm(g))  # noqa: E731
+    # Keras 3 on TensorFlow under MirroredStrategy: each replica's share clipped, then summed
+    assert nb08.check_replica_update((-lr * (clip(shares[0]) + clip(shares[1]))).tolist())
+    assert not nb08.check_replica_update((-lr * clip(shares[0] + shares[1])).tolist())  # one device's answer
+    assert not nb08.check_replica_update((lr * (clip(shares[0]) + clip(shares[1]))).tolist())  # sign
+    assert not nb08.check_replica_update([1.0])
 
 
 def test_nb09_l2_gradient_and_decoupled_step():
