@@ -118,7 +118,9 @@ def drive_the_lab(page):
     page.locator(f"{LAB} .widget-dropdown select").nth(1).select_option("zclip")
     n_at_mode = traces(page)["n"]
     wait_for(lambda: traces(page)["n"] > n_at_mode + 30)
-    assert traces(page)["bound"][-1] is None
+    # The warm-up's gap, wherever it fell: after it ZClip draws a bound at each spike, and how many
+    # steps ran before this check depends on the machine's speed.
+    assert any(b is None for b, _ in since(traces(page), n_at_mode)), "no warm-up gap after switching to zclip"
 
     # Pause: no more growth.
     page.locator(f"{LAB} button", has_text="Pause").click()
