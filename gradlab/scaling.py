@@ -53,8 +53,8 @@ def squared_norm(t) -> tf.Tensor:
 def fused_squared_norm(t) -> tf.Tensor:
     """Sum of squares of a float32 ``t`` in one fused pass (``tf.nn.l2_loss``, as
     ``tf.linalg.global_norm`` computes it): faster than :func:`squared_norm` for a
-    few large tensors on CPU, slower for many medium ones (measured in
-    benchmarks/bench_step.py), hence used for the recorder's weight statistics."""
+    few large tensors on CPU, slower for many medium ones (measured on 2 CPU
+    cores), hence used for the recorder's weight statistics."""
     return 2.0 * tf.nn.l2_loss(t)
 
 

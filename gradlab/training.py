@@ -160,15 +160,16 @@ class Trainer:
             for v in [*model.weights, *(self.loss_scaler or self.optimizer).variables, *self.scaler.state_variables]
         ]
         self.history = History.empty(self.recorder.layer_names, MODE_NAMES, label)
-        # One step: batches are fetched on the host and passed as tensors (as model.fit
-        # does). Several steps per call: one function loops over the iterator, with
-        # the step inside it (XLA-compiled on its own: iterators stay outside XLA).
+        # The compiled function takes the iterator and fetches the batch itself, as
+        # model.fit does; with several steps per call it loops over it. With XLA the
+        # step is compiled on its own inside it (iterators stay outside XLA). Under a
+        # strategy the host fetches the distributed batch.
         if self.replicas > 1:
             self._step = tf.function(self._distributed_step)
             self._compiled = self._step
         elif self.steps_per_call == 1:
-            self._step = tf.function(self._train_step, jit_compile=jit_compile)
-            self._compiled = self._step
+            self._step = tf.function(self._train_step, jit_compile=True) if jit_compile else self._train_step
+            self._compiled = tf.function(self._step_on_iterator)
         else:
             self._step = tf.function(self._train_step, jit_compile=True) if jit_compile else self._train_step
             self._compiled = tf.function(self._train_steps)
@@ -249,6 +250,10 @@ class Trainer:
         ctx = tf.distribute.get_replica_context()
         self._replicated._loss.value = ctx.all_reduce(tf.distribute.ReduceOp.SUM, share)
         self._replicated.apply(grads, self.variables)
+
+    def _step_on_iterator(self, iterator):
+        x, y = next(iterator)
+        self._step(x, y)
 
     def _train_steps(self, iterator, n):
         for _ in tf.range(n):
@@ -337,8 +342,10 @@ class Trainer:
         done = pending = 0
         while done < steps:
             n = min(self.steps_per_call, steps - done, flush_every - pending)
-            if self.steps_per_call == 1:
+            if self.replicas > 1:
                 self._step(*next(iterator))
+            elif self.steps_per_call == 1:
+                self._compiled(iterator)
             else:
                 self._compiled(iterator, tf.constant(n))
             done += n
