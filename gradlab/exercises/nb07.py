@@ -12,18 +12,15 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from gradlab.exercises._common import clipped as _clip
 from gradlab.exercises._common import say
-from gradlab.scaling import clip_by_global_norm, global_norm
+from gradlab.scaling import global_norm
 
 __all__ = ["ACCUMULATE_TASK", "SCALED_TASK", "check_accumulated_update", "check_scaled_threshold"]
 
 # The tasks stated in the notebook.
 SCALED_TASK = {"scale": 1024.0, "threshold": 0.5}
 ACCUMULATE_TASK = {"grads": ((3.0, 0.0), (0.0, 1.0), (0.0, 2.0)), "threshold": 1.0, "learning_rate": 0.1}
-
-
-def _clip(g, c) -> np.ndarray:
-    return clip_by_global_norm([tf.constant(np.asarray(g, np.float64))], c)[0].numpy()
 
 
 def check_scaled_threshold(answer, scale=SCALED_TASK["scale"], threshold=SCALED_TASK["threshold"]) -> bool:

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gradlab.exercises._common import as_vector as _vector
 from gradlab.exercises._common import say
 
 __all__ = ["DECAY_TASK", "L2_TASK", "check_decoupled_step", "check_l2_gradient"]
@@ -20,14 +21,6 @@ __all__ = ["DECAY_TASK", "L2_TASK", "check_decoupled_step", "check_l2_gradient"]
 # The tasks stated in the notebook.
 L2_TASK = {"w": (0.5, -2.0, 3.0), "l2": 0.05}
 DECAY_TASK = {"w": (4.0, -2.0), "grad": (0.0, 6.0), "learning_rate": 0.5, "weight_decay": 0.1, "global_clipnorm": 2.0}
-
-
-def _vector(answer, n):
-    try:
-        a = np.asarray(answer, np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        return None
-    return a if a.shape == (n,) else None
 
 
 def check_l2_gradient(answer, w=L2_TASK["w"], l2=L2_TASK["l2"]) -> bool:
