@@ -167,12 +167,9 @@ class Trainer:
         if self.replicas > 1:
             self._step = tf.function(self._distributed_step)
             self._compiled = self._step
-        elif self.steps_per_call == 1:
-            self._step = tf.function(self._train_step, jit_compile=True) if jit_compile else self._train_step
-            self._compiled = tf.function(self._step_on_iterator)
         else:
             self._step = tf.function(self._train_step, jit_compile=True) if jit_compile else self._train_step
-            self._compiled = tf.function(self._train_steps)
+            self._compiled = tf.function(self._step_on_iterator if self.steps_per_call == 1 else self._train_steps)
 
     # ------------------------------------------------------------ compiled
     def _loss_and_grads(self, x, y, loss_scale):
