@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 
 from gradlab._state import state_variable
-from gradlab.recording import Recorder, snapshot
+from gradlab.recording import Recorder, Update, measure_update, weights_before
 from gradlab.transforms import Scaler
 
 __all__ = ["ScaledOptimizer"]
@@ -124,6 +124,7 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         self.scaler = scaler
         self.skipped_steps = state_variable(0, "skipped_steps", tf.int64)
         self.recorder = None
+        self._measured_by_difference: list[int] = []  # variables whose update is measured new - old
         self._loss = _Slot()
         self._outer = None  # a LossScaleOptimizer wrapping this one, once known
 
@@ -199,20 +200,33 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
             # Clip what the update will use: the gradient summed over replicas (Keras clips
             # each replica's own gradient before the sum).
             grads = _all_reduce(grads)
-        scaled, info = self.scaler.scale(grads, trainable_variables)
-        old = snapshot(trainable_variables) if self.recorder is not None else None
-        # Keras 3's Adam, RMSprop, ... mishandle repeated indices in IndexedSlices (Keras'
-        # global_clipnorm densifies them): hand the inner optimizer one row per index.
-        scaled = [_merge_duplicates(g) for g in scaled]
+        plan = self.scaler.plan(grads, trainable_variables)
+        finite, n = plan.info.finite, len(trainable_variables)
+        if self.recorder is not None:
+            reads, weights = weights_before(trainable_variables)
+            with tf.control_dependencies([weights]):  # weights measured, then updated in place
+                finite = tf.identity(finite)
+
+        def scaled():
+            # Keras 3's Adam, RMSprop, ... mishandle repeated indices in IndexedSlices (Keras'
+            # global_clipnorm densifies them): hand the inner optimizer one row per index.
+            return [_merge_duplicates(g) for g in plan.apply()]
+
+        def measured(apply):
+            if self.recorder is None:
+                apply()
+                return tf.zeros([n])
+            return measure_update(apply, trainable_variables, reads, fallback=self._measured_by_difference)
 
         def skip():
             self.skipped_steps.assign_add(1)
+            return tf.zeros([n])
 
         if replicas > 1:
             # The inner optimizer sums its gradients over replicas again: give each replica
             # a 1/n share. Its apply synchronises replicas, which tf.cond forbids inside a
             # replica: decide in cross-replica context, as LossScaleOptimizer does.
-            shares = [None if g is None else g / replicas for g in scaled]
+            shares = [None if g is None else g / replicas for g in scaled()]
 
             def cross_replica(distribution, shares, finite):
                 def update():
@@ -220,22 +234,27 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
                         self.inner_optimizer.apply, args=(shares, trainable_variables)
                     )
 
-                tf.cond(distribution.experimental_local_results(finite)[0], update, skip)
+                def skip_all():
+                    self.skipped_steps.assign_add(1)
 
-            tf.distribute.get_replica_context().merge_call(cross_replica, args=(shares, info.finite))
-        elif tf.executing_eagerly():
-            self.inner_optimizer.apply(scaled, trainable_variables) if bool(info.finite) else skip()
+                tf.cond(distribution.experimental_local_results(finite)[0], update, skip_all)
+
+            changes = measured(
+                lambda: tf.distribute.get_replica_context().merge_call(cross_replica, args=(shares, finite))
+            )
         else:
-            tf.cond(info.finite, lambda: self.inner_optimizer.apply(scaled, trainable_variables), skip)
+
+            def update():
+                grads = scaled()
+                return measured(lambda: self.inner_optimizer.apply(grads, trainable_variables))
+
+            changes = tf.cond(finite, update, skip)
         if self.recorder is not None:
             self.recorder.record(
                 loss=self._loss.get(),
-                info=info,
-                old_weights=old,
-                variables=trainable_variables,
+                info=plan.info,
+                update=Update(weights, changes),
                 loss_scale=1.0 if self._outer is None else self._outer.dynamic_scale,
-                mode=self.scaler.mode,
-                threshold=self.scaler.threshold,
             )
 
     def stateless_apply(self, optimizer_variables, grads, trainable_variables):

@@ -9,6 +9,8 @@ the buffer only in :meth:`Recorder.flush`, every ``capacity`` steps or at the en
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import tensorflow as tf
 
@@ -17,7 +19,7 @@ from gradlab.history import SCALARS, History
 from gradlab.scaling import fused_squared_norm
 from gradlab.transforms import MODE_NAMES, Info, variable_name
 
-__all__ = ["Recorder", "layer_groups"]
+__all__ = ["Recorder", "Update", "layer_groups", "measure_update", "weights_before"]
 
 
 def layer_groups(variables):
@@ -43,10 +45,6 @@ def layer_groups(variables):
     return names, one_hot
 
 
-def _stack(squares):
-    return tf.stack([tf.constant(0.0) if s is None else s for s in squares])
-
-
 class Recorder:
     """Preallocated buffers for the statistics of up to ``capacity`` steps."""
 
@@ -58,44 +56,33 @@ class Recorder:
         self.buffer = state_variable(tf.zeros([self.capacity, self.width]), "gradlab_records")
         self.row = state_variable(0, "gradlab_record_row", tf.int32)
 
-    def record(self, *, loss, info: Info, old_weights, variables, loss_scale, mode, threshold):
+    def record(self, *, loss, info: Info, update: Update, loss_scale):
         """Pack one step's statistics and write them at the next row (graph-safe).
 
-        ``old_weights`` are the variables' values before the update (from
-        :func:`snapshot`); the update-to-weight ratio compares them with now.
+        ``update`` holds the squared norms of each variable before the step and
+        of its change (see :func:`weights_before` and :func:`measure_update`).
+        Every per-layer statistic comes from one matrix product.
         """
-        sq_before = _stack(info.squared_norms)
-        sq_after = _stack(info.squared_norms_after)
-        norm_after = tf.sqrt(tf.reduce_sum(sq_after))
         finite = info.finite
-        skipped = 1.0 - tf.cast(finite, tf.float32)
+        squares = tf.stack([info.squared_norms, info.squared_norms_after, update.weights, update.changes])
+        layers = tf.sqrt(tf.matmul(squares, self.one_hot))  # (4, layers)
+        norm_after = tf.sqrt(tf.reduce_sum(info.squared_norms_after))
         changed = tf.abs(norm_after - info.norm) > 1e-6 * info.norm
-        clipped = tf.cast(tf.logical_and(finite, changed), tf.float32)
-        diffs = tf.stack(
-            [fused_squared_norm(tf.cast(_read(v), tf.float32) - w) for v, w in zip(variables, old_weights)]
-        )
-        weights = tf.stack([fused_squared_norm(w) for w in old_weights])
-        layer_before = tf.sqrt(tf.linalg.matvec(self.one_hot, sq_before, transpose_a=True))
-        layer_after = tf.sqrt(tf.linalg.matvec(self.one_hot, sq_after, transpose_a=True))
-        layer_w = tf.sqrt(tf.linalg.matvec(self.one_hot, weights, transpose_a=True))
-        layer_dw = tf.sqrt(tf.linalg.matvec(self.one_hot, diffs, transpose_a=True))
-        ratio = layer_dw / tf.maximum(layer_w, 1e-12)
         scalars = tf.stack(
             [
                 tf.cast(loss, tf.float32),
                 info.norm,
                 tf.where(finite, norm_after, float("nan")),
-                clipped,
-                skipped,
+                tf.cast(tf.logical_and(finite, changed), tf.float32),
+                1.0 - tf.cast(finite, tf.float32),
                 tf.cast(loss_scale, tf.float32),
-                tf.cast(threshold, tf.float32),
-                tf.cast(mode, tf.float32),
+                info.threshold,
+                tf.cast(info.mode, tf.float32),
                 info.bound,
             ]
         )
-        row = tf.concat([scalars, layer_before, layer_after, ratio], 0)
-        scatter(self.buffer, [[self.row]], row[None])
-        self.row.assign_add(1)
+        ratio = layers[3] / tf.maximum(layers[2], 1e-12)
+        self._write(tf.concat([scalars, layers[0], layers[1], ratio], 0))
 
     def record_skipped(self, *, loss, loss_scale, mode, threshold):
         """Write a row for a step skipped before gradlab saw its gradients.
@@ -117,8 +104,10 @@ class Recorder:
                 nan,
             ]
         )
-        row = tf.concat([scalars, tf.fill([2 * n], nan), tf.zeros([n])], 0)
-        scatter(self.buffer, [[self.row]], row[None])
+        self._write(tf.concat([scalars, tf.fill([2 * n], nan), tf.zeros([n])], 0))
+
+    def _write(self, row):
+        scatter(self.buffer, [[self.row.read_value()]], row[None])
         self.row.assign_add(1)
 
     def flush(self) -> np.ndarray:
@@ -132,15 +121,143 @@ class Recorder:
         return History.from_rows(rows, self.layer_names, MODE_NAMES, label=label)
 
 
-def snapshot(variables):
-    """The variables' current values as float32 tensors (for update ratios).
+class Update(NamedTuple):
+    """Squared norms, per variable (float32 vectors): the weights before a step, and their change."""
 
-    ``tf.identity`` forces the read now (``tf.cast`` to the same dtype would
-    return the variable itself, read only later). TensorFlow copies the buffer
-    on the next write only while this read is still in use.
+    weights: tf.Tensor
+    changes: tf.Tensor
+
+
+def weights_before(variables):
+    """``(reads, squared_norms)`` of the variables before an update.
+
+    Run the update under ``tf.control_dependencies([squared_norms])``: the
+    reads are then released before the optimizer writes, so it updates the
+    weights in place (a read still held would make TensorFlow copy each
+    variable on its first write).
     """
-    return [tf.cast(tf.identity(_read(v)), tf.float32) for v in variables]
+    reads = [_read(v) for v in variables]
+    return reads, tf.stack([fused_squared_norm(r) for r in reads])
+
+
+def measure_update(apply, variables, reads, fallback: list | None = None):
+    """Run ``apply()``, which updates ``variables``; return the squared norm of each one's change.
+
+    While ``apply`` is traced, every write to a variable through its own
+    methods (``assign``, ``assign_add``, ``assign_sub``, ``scatter_add``,
+    ``scatter_sub``: all that Keras' optimizers use, weight decay included) is
+    seen, and the change is taken from what was written: no copy of the old
+    weights and no second pass over them. Where that cannot be sure (another
+    op writes a variable, the update has control flow of its own, eager
+    execution, distributed variables), the change is measured as ``new - old``
+    from ``reads``, taken before the update: exact, at the cost of a copy of
+    the old weights. The indices of such variables are appended to
+    ``fallback`` when it is given (at trace time).
+    """
+    targets = [_variable(v) for v in variables]
+    plain = all(isinstance(t, tf.Variable) and not isinstance(t, tf.distribute.DistributedValues) for t in targets)
+    if tf.executing_eagerly() or not plain:
+        apply()
+        changes = [None] * len(variables)
+    else:
+        graph = tf.compat.v1.get_default_graph()
+        before = len(graph.get_operations())
+        with _WriteLog(targets) as log:
+            apply()
+        changes = log.changes(graph, graph.get_operations()[before:])
+    if fallback is not None:
+        fallback.extend(i for i, c in enumerate(changes) if c is None)
+    return tf.stack([_difference(v, r) if c is None else c for v, r, c in zip(variables, reads, changes)])
+
+
+def _difference(variable, old):
+    return fused_squared_norm(_read(variable) - old)
+
+
+_WRITES = ("assign", "assign_add", "assign_sub", "scatter_add", "scatter_sub")
+_WRITE_OPS = ("AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp", "ResourceScatter", "ResourceApply")
+_WRITE_OPS += ("ResourceSparseApply", "ResourceStridedSliceAssign")
+_CONTROL_FLOW = ("If", "StatelessIf", "Case", "StatelessCase", "While", "StatelessWhile")
+_CONTROL_FLOW += ("PartitionedCall", "StatefulPartitionedCall")
+
+
+class _WriteLog:
+    """Watch the write methods of some tf.Variables while a block is traced."""
+
+    def __init__(self, targets):
+        self.targets = targets
+        self.writes = [[] for _ in targets]  # per variable: (ops made, change) of each write
+        self.unknown = [False] * len(targets)
+
+    def __enter__(self):
+        for i, var in enumerate(self.targets):
+            for name in _WRITES:
+                setattr(var, name, self._wrap(i, var, name, getattr(var, name)))
+        return self
+
+    def __exit__(self, *exc):
+        for var in self.targets:
+            for name in _WRITES:
+                var.__dict__.pop(name, None)
+
+    def _wrap(self, i, var, name, method):
+        def write(value, *args, **kwargs):
+            if isinstance(value, tf.IndexedSlices):
+                change = _rows(value) if name != "assign" else None
+            elif name == "assign":
+                change = tf.cast(value, tf.float32) - tf.cast(var.read_value(), tf.float32)
+            else:
+                change = tf.cast(tf.convert_to_tensor(value), tf.float32)  # the sign does not change the norm
+            graph = tf.compat.v1.get_default_graph()
+            before = len(graph.get_operations())
+            out = method(value, *args, **kwargs)
+            if change is None:
+                self.unknown[i] = True
+            else:
+                self.writes[i].append((graph.get_operations()[before:], change))
+            return out
+
+        return write
+
+    def changes(self, graph, new_ops):
+        """Each variable's squared change, or None where not every write was seen."""
+        if any(op.type in _CONTROL_FLOW for op in new_ops):
+            return [None] * len(self.targets)
+        seen = {id(op) for writes in self.writes for ops, _ in writes for op in ops}
+        handles = {id(internal): external for external, internal in graph.captures}
+        unseen = [
+            handles.get(id(op.inputs[0]))
+            for op in new_ops
+            if id(op) not in seen and op.type.startswith(_WRITE_OPS) and op.inputs
+        ]
+        out = []
+        for i, var in enumerate(self.targets):
+            parts = [change for _, change in self.writes[i]]
+            if self.unknown[i] or any(h is var.handle or h is None for h in unseen):
+                out.append(None)
+            elif not parts:
+                out.append(tf.constant(0.0))
+            elif len(parts) == 1:
+                out.append(fused_squared_norm(parts[0]))
+            elif all(p.shape == var.shape for p in parts):  # dense changes add up
+                out.append(fused_squared_norm(tf.add_n(parts)))
+            else:
+                out.append(None)
+        return out
+
+
+def _rows(slices):
+    """An IndexedSlices' rows with repeated indices summed: the change it makes, row by row."""
+    indices, positions = tf.unique(slices.indices)
+    return tf.math.unsorted_segment_sum(tf.cast(slices.values, tf.float32), positions, tf.shape(indices)[0])
+
+
+def _variable(v):
+    """The tf.Variable behind a Keras variable (or ``v`` itself)."""
+    return v if isinstance(v, tf.Variable) else getattr(v, "value", v)
 
 
 def _read(v):
-    return v.value if hasattr(v, "value") and not isinstance(v, tf.Tensor) else v
+    """The current value of a variable as a float32 tensor (a real read, not the variable)."""
+    var = _variable(v)
+    return tf.cast(var.read_value() if isinstance(var, tf.Variable) else var, tf.float32)

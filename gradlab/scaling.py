@@ -272,11 +272,16 @@ def unit_norms(t) -> tf.Tensor:
     are taken over every axis but the last. Tensors of rank 0 or 1 (biases,
     scales) are one unit.
     """
+    return tf.sqrt(unit_squares(t))
+
+
+def unit_squares(t) -> tf.Tensor:
+    """Unit-wise sums of squares in float32 (see :func:`unit_norms`)."""
     t = tf.cast(t, tf.float32)
     rank = t.shape.rank
     if rank is None or rank <= 1:
-        return tf.sqrt(tf.reduce_sum(tf.square(t)))
-    return tf.sqrt(tf.reduce_sum(tf.square(t), axis=list(range(rank - 1)), keepdims=True))
+        return tf.reduce_sum(tf.square(t))
+    return tf.reduce_sum(tf.square(t), axis=list(range(rank - 1)), keepdims=True)
 
 
 def adaptive_clip(grads, variables, clipping=0.01, eps=1e-3) -> list:
@@ -330,9 +335,22 @@ def adaptive_clip(grads, variables, clipping=0.01, eps=1e-3) -> list:
 
 def agc_values(g, w, clipping, eps):
     """AGC of one dense gradient ``g`` given its weight ``w`` (no checks)."""
+    return scale(g, agc_factors(g, w, clipping, eps)[0])
+
+
+def agc_factors(g, w, clipping, eps):
+    """AGC's unit-wise factors for ``g`` and the squared norm of the clipped gradient.
+
+    Returns ``(factors, squared_norm_after)``: ``factors`` broadcasts to ``g``
+    (shape ``(1, ..., 1, units)``, or a scalar for rank <= 1), and
+    ``squared_norm_after`` is ``||g * factors||**2`` computed from the unit norms
+    (no second pass over ``g``).
+    """
     if isinstance(w, tf.Variable):
         w = w.read_value()  # tf.Variable.value is a method
     elif hasattr(w, "value") and not isinstance(w, tf.Tensor):
         w = w.value  # a Keras variable
     bound = clipping * tf.maximum(unit_norms(w), eps)
-    return scale(g, clip_factor(unit_norms(g), bound))
+    g_squares = unit_squares(g)
+    factors = clip_factor(tf.sqrt(g_squares), bound)
+    return factors, tf.reduce_sum(tf.square(factors) * g_squares)

@@ -29,7 +29,7 @@ from gradlab import _checks
 from gradlab.history import History
 from gradlab.optimizer import ScaledOptimizer
 from gradlab.problems import Problem
-from gradlab.recording import Recorder, snapshot
+from gradlab.recording import Recorder, Update, measure_update, weights_before
 from gradlab.transforms import MODE_NAMES, Scaler, check_mode, check_threshold
 
 __all__ = ["GradientStats", "Trainer", "compare", "setup"]
@@ -153,6 +153,7 @@ class Trainer:
             # ScaledOptimizer sums the replicas' gradients, scales the sum once and applies it.
             self._replicated = ScaledOptimizer(self.optimizer, scaler=self.scaler)
         self.recorder = Recorder(self.variables, capacity)
+        self._measured_by_difference: list[int] = []  # variables whose update is measured new - old
         if self.replicas > 1:
             self._replicated.recorder = self.recorder
         self._initial = [
@@ -203,33 +204,33 @@ class Trainer:
             loss, grads = self._loss_and_grads(x, y, loss_scale)
         else:
             loss, grads = self._accumulated(x, y, loss_scale)
-        scaled, info = self.scaler.scale(grads, self.variables)
-        old = snapshot(self.variables)
+        plan = self.scaler.plan(grads, self.variables)
+        reads, weights = weights_before(self.variables)
+        with tf.control_dependencies([weights]):  # weights measured, then updated in place
+            finite = tf.identity(plan.info.finite)
 
         def update():
-            self.optimizer.apply(scaled, self.variables)
+            scaled = plan.apply()
+            changes = measure_update(
+                lambda: self.optimizer.apply(scaled, self.variables),
+                self.variables,
+                reads,
+                fallback=self._measured_by_difference,
+            )
             if lso is not None:  # the loss scale grows after dynamic_growth_steps finite steps
                 grow = tf.equal(lso.step_counter, lso.dynamic_growth_steps - 1)
                 lso.step_counter.assign(tf.where(grow, tf.zeros_like(lso.step_counter), lso.step_counter + 1))
                 lso.dynamic_scale.assign(tf.where(grow, loss_scale * 2.0, loss_scale))
-            return tf.constant(True)
+            return changes
 
         def skip():
             if lso is not None:  # halve the scale, as LossScaleOptimizer does
                 lso.step_counter.assign(0)
                 lso.dynamic_scale.assign(loss_scale * 0.5)
-            return tf.constant(False)
+            return tf.zeros_like(weights)
 
-        tf.cond(info.finite, update, skip)
-        self.recorder.record(
-            loss=loss,
-            info=info,
-            old_weights=old,
-            variables=self.variables,
-            loss_scale=loss_scale,
-            mode=self.scaler.mode,
-            threshold=self.scaler.threshold,
-        )
+        changes = tf.cond(finite, update, skip)
+        self.recorder.record(loss=loss, info=plan.info, update=Update(weights, changes), loss_scale=loss_scale)
 
     def _distributed_step(self, x, y):
         self.strategy.run(self._replica_step, args=(x, y))

@@ -38,7 +38,7 @@ from gradlab import _checks
 from gradlab._state import state_variable
 from gradlab.adaptive import AutoClip, ZClip, check_alpha, check_history_size, check_warmup
 from gradlab.scaling import (
-    agc_values,
+    agc_factors,
     bound_factor,
     clip_factor,
     scale,
@@ -47,7 +47,7 @@ from gradlab.scaling import (
     with_values,
 )
 
-__all__ = ["MODES", "Chain", "Info", "Scaler", "Selective", "NONFINITE_POLICIES", "variable_name"]
+__all__ = ["MODES", "Chain", "Info", "Plan", "Scaler", "Selective", "NONFINITE_POLICIES", "variable_name"]
 
 NONFINITE_POLICIES = ("skip", "zero", "raise")
 _INF = float("inf")
@@ -89,22 +89,40 @@ MODE_NAMES = tuple(MODES)
 
 
 class Info(NamedTuple):
-    """What :meth:`Scaler.scale` measured on the way (float32 tensors).
+    """What :meth:`Scaler.plan` measured on the way (float32 unless said).
 
     Attributes:
       norm: global norm of the incoming gradients.
-      squared_norms: list, squared norm of each incoming gradient (None for None).
-      squared_norms_after: list, squared norm of each scaled gradient.
+      squared_norms: vector, squared norm of each incoming gradient (0 for None).
+      squared_norms_after: vector, squared norm of each scaled gradient.
       finite: bool scalar, False when the step must be skipped.
       bound: the global-norm bound in force this step (the threshold for the
         fixed modes, the computed bound for AutoClip and ZClip; inf when none).
+      mode: int32, the index in :data:`MODE_NAMES` of the mode in force (read
+        once per step, so a change from another thread never splits a step).
+      threshold: the threshold in force.
     """
 
     norm: tf.Tensor
-    squared_norms: list
-    squared_norms_after: list
+    squared_norms: tf.Tensor
+    squared_norms_after: tf.Tensor
     finite: tf.Tensor
     bound: tf.Tensor
+    mode: tf.Tensor
+    threshold: tf.Tensor
+
+
+class Plan(NamedTuple):
+    """One step's scaling, measured but not yet applied (:meth:`Scaler.plan`).
+
+    ``info`` holds the norms and the decision; ``apply()`` builds the scaled
+    gradients (a list like the input). A train step calls ``apply()`` inside
+    the branch that updates the weights, so that under XLA the scaling fuses
+    into the update, and on a skipped step nothing is computed.
+    """
+
+    info: Info
+    apply: Callable[[], list]
 
 
 def variable_name(v) -> str:
@@ -284,6 +302,30 @@ class Scaler:
           grads: list of tensors, ``tf.IndexedSlices`` or ``None``.
           variables: the matching variables (required by ``"agc"``, used to name
             variables in errors and by custom transforms).
+
+        On a step that is not finite (``info.finite`` False under ``"skip"``)
+        every scaled gradient is zero.
+        """
+        plan = self.plan(grads, variables)
+        grads = _checks.grad_list(grads)
+        idx = [i for i, g in enumerate(grads) if g is not None]
+        if not idx:
+            return list(grads), plan.info
+
+        def zeros():
+            return [tf.zeros_like(values_of(grads[i])) for i in idx]
+
+        out = tf.cond(plan.info.finite, lambda: [values_of(plan.apply()[i]) for i in idx], zeros)
+        return _replace_values(grads, idx, out), plan.info
+
+    @tf.autograph.experimental.do_not_convert
+    def plan(self, grads, variables=None) -> Plan:
+        """Measure ``grads`` and decide this step's scaling; see :class:`Plan`.
+
+        The mode and threshold are read once. The norms are taken in one pass
+        over the gradients; every mode's decision is then made on vectors of
+        one number per tensor (or per unit, for AGC), so that switching between
+        modes costs a few small ops, not a pass over the gradients per mode.
         """
         grads = _checks.grad_list(grads)
         if variables is not None:
@@ -292,115 +334,130 @@ class Scaler:
             raise ValueError("Mode 'agc' needs the variables: call scaler(grads, variables). Received: variables=None")
         idx = [i for i, g in enumerate(grads) if g is not None]
         values = [values_of(grads[i]) for i in idx]
-        sq = [squared_norm(v) for v in values]
-        norm = tf.sqrt(tf.add_n(sq)) if sq else tf.constant(0.0)
+        mode = self.mode.read_value()
+        t = tf.identity(self.threshold.read_value())
+        if not values:
+            zero = tf.zeros([len(grads)])
+            info = Info(tf.constant(0.0), zero, zero, tf.constant(True), tf.constant(_INF), mode, t)
+            return Plan(info, lambda: list(grads))
+        sq = tf.stack([squared_norm(v) for v in values])
+        norm = tf.sqrt(tf.reduce_sum(sq))
         finite = tf.math.is_finite(norm)
         if self.nonfinite == "raise":
             self._raise_if_nonfinite(finite, sq, idx, variables)
         elif self.nonfinite == "zero":
             values, sq, norm, finite = self._zero_nonfinite(finite, values, sq, norm)
-
-        def run():
-            out, bound, sq_after = self._dispatch(grads, idx, values, sq, norm, variables)
-            return out, tf.cast(bound, tf.float32), sq_after
-
-        def skip():
-            return [tf.zeros_like(v) for v in values], tf.constant(float("nan")), [tf.zeros_like(s) for s in sq]
-
-        if not values:
-            out, bound, sq_after = [], tf.constant(_INF), []
+        present_vars = None if variables is None else [variables[i] for i in idx]
+        if self.transform is not None:
+            values, sq_after = self._custom(grads, idx, values, variables, finite)
+            bound, apply_values = tf.constant(_INF), (lambda: values)
         else:
-            out, bound, sq_after = tf.cond(finite, run, skip)
-        return _replace_values(grads, idx, out), Info(
+            factors, units, bound, sq_after = self._decide(values, sq, norm, finite, mode, t, present_vars)
+            apply_values = _applier(values, factors, units, mode, t)
+        info = Info(
             norm=norm,
-            squared_norms=_replace_values([None] * len(grads), idx, sq),
-            squared_norms_after=_replace_values([None] * len(grads), idx, sq_after),
+            squared_norms=_spread(sq, idx, len(grads)),
+            squared_norms_after=_spread(sq_after, idx, len(grads)),
             finite=finite,
-            bound=bound,
+            bound=tf.cast(bound, tf.float32),
+            mode=mode,
+            threshold=t,
         )
+        return Plan(info, lambda: _replace_values(grads, idx, apply_values()))
 
     def _raise_if_nonfinite(self, finite, sq, idx, variables):
         names = [variable_name(variables[i]) if variables is not None else f"grads[{i}]" for i in idx]
         if tf.executing_eagerly():
             if not bool(finite):
-                bad = [n for n, s in zip(names, sq) if not math.isfinite(float(s))] or names
+                bad = [n for n, s in zip(names, sq.numpy()) if not math.isfinite(float(s))] or names
                 raise FloatingPointError(
                     "Non-finite gradients (nonfinite='raise') for: " + ", ".join(bad) + ". "
                     "Use nonfinite='skip' to skip such steps or 'zero' to zero the bad entries."
                 )
             return
-        bad = tf.boolean_mask(tf.constant(names), tf.logical_not(tf.math.is_finite(tf.stack(sq))))
+        bad = tf.boolean_mask(tf.constant(names), tf.logical_not(tf.math.is_finite(sq)))
         tf.debugging.Assert(finite, ["Non-finite gradients (nonfinite='raise') for:", bad], summarize=50)
 
     def _zero_nonfinite(self, finite, values, sq, norm):
         def keep():
-            return list(values), list(sq), norm
+            return list(values), sq, norm
 
         def clean():
             new = [tf.where(tf.math.is_finite(v), v, tf.zeros_like(v)) for v in values]
-            new_sq = [squared_norm(v) for v in new]
-            return new, new_sq, tf.sqrt(tf.add_n(new_sq))
+            new_sq = tf.stack([squared_norm(v) for v in new])
+            return new, new_sq, tf.sqrt(tf.reduce_sum(new_sq))
 
         values, sq, norm = tf.cond(finite, keep, clean)
         return values, sq, norm, tf.math.is_finite(norm)  # False only if squares overflow
 
-    def _dispatch(self, grads, idx, values, sq, norm, variables):
-        """Run the current mode; return ``(values, bound, squared norms after)``.
+    def _custom(self, grads, idx, values, variables, finite):
+        """A custom transform's output values and their measured squared norms (zeros when skipped)."""
 
-        Modes that only rescale tensors get their norms after scaling as
-        ``factor**2 * norm**2``, without another pass over the gradients.
-        """
-        inf = tf.constant(_INF)
-
-        def measured(out, bound):
-            return list(out), bound, [squared_norm(v) for v in out]
-
-        def by_factors(factors, bound):
-            out = [scale(v, f) for v, f in zip(values, factors)]
-            return out, bound, [s * f * f for s, f in zip(sq, factors)]
-
-        if self.transform is not None:
+        def run():
             out = call_transform(self.transform, _replace_values(grads, idx, values), variables)
-            return measured([values_of(out[i]) for i in idx], inf)
-        t = tf.cast(self.threshold, tf.float32)
-        present_vars = None if variables is None else [variables[i] for i in idx]
-        each = [None] * len(values)
+            out = [values_of(out[i]) for i in idx]
+            return out, tf.stack([squared_norm(v) for v in out])
+
+        def skip():
+            return [tf.zeros_like(v) for v in values], tf.zeros([len(values)])
+
+        return tf.cond(finite, run, skip)
+
+    def _decide(self, values, sq, norm, finite, mode, t, present_vars):
+        """This step's ``(factors, units, bound, squared norms after)``.
+
+        ``factors`` has one number per tensor; ``units`` one factor per unit
+        for AGC (ones otherwise). A skipped step takes the extra last branch, so
+        AutoClip and ZClip never see a non-finite norm.
+        """
+        n = len(values)
+        ones, inf = tf.ones([n]), tf.constant(_INF)
+        no_units = [tf.ones(_unit_shape(v)) for v in values]
+        each = tf.sqrt(sq)
+
+        def by(factors, bound):
+            return factors, no_units, bound, sq * factors * factors
 
         def none():
-            return list(values), inf, list(sq)
+            return ones, no_units, inf, sq
 
         def value():
-            return measured([tf.clip_by_value(v, -tf.cast(t, v.dtype), tf.cast(t, v.dtype)) for v in values], t)
+            clipped = [tf.clip_by_value(v, -tf.cast(t, v.dtype), tf.cast(t, v.dtype)) for v in values]
+            return ones, no_units, t, tf.stack([squared_norm(v) for v in clipped])
 
         def norm_each():
-            return by_factors([clip_factor(tf.sqrt(s), t) for s in sq], t)
+            return by(clip_factor(each, t), t)
 
         def global_norm():
-            return by_factors([clip_factor(norm, t) for _ in each], t)
+            return by(tf.fill([n], clip_factor(norm, t)), t)
 
         def normalize():
-            return by_factors([t / tf.maximum(tf.sqrt(s), self.normalize_eps) for s in sq], t)
+            return by(t / tf.maximum(each, self.normalize_eps), t)
 
         def global_normalize():
-            return by_factors([t / tf.maximum(norm, self.normalize_eps) for _ in each], t)
+            return by(tf.fill([n], t / tf.maximum(norm, self.normalize_eps)), t)
 
         def agc():
             if present_vars is None:  # only reachable if the mode changed inside a graph
                 tf.debugging.Assert(False, ["Mode 'agc' needs the variables: call scaler(grads, variables)."])
                 return none()
-            return measured([agc_values(v, w, t, self.agc_eps) for v, w in zip(values, present_vars)], inf)
+            pairs = [agc_factors(v, w, t, self.agc_eps) for v, w in zip(values, present_vars)]
+            return ones, [u for u, _ in pairs], inf, tf.stack([s for _, s in pairs])
 
         def autoclip():
             bound = self.autoclip.update(norm, t)
-            return by_factors([bound_factor(norm, bound) for _ in each], bound)
+            return by(tf.fill([n], bound_factor(norm, bound)), bound)
 
         def zclip():
             bound = self.zclip.update(norm, t)
-            return by_factors([bound_factor(norm, bound) for _ in each], bound)
+            return by(tf.fill([n], bound_factor(norm, bound)), bound)
+
+        def skipped():
+            return tf.zeros([n]), no_units, tf.constant(float("nan")), tf.zeros([n])
 
         branches = [none, value, norm_each, global_norm, normalize, global_normalize, agc, autoclip, zclip]
-        assert [b.__name__ for b in branches] == [n if n != "norm" else "norm_each" for n in MODE_NAMES]
-        return tf.switch_case(self.mode.read_value(), branches)
+        assert [b.__name__ for b in branches] == [m if m != "norm" else "norm_each" for m in MODE_NAMES]
+        return tf.switch_case(tf.where(finite, mode, len(branches)), branches + [skipped])
 
     # ------------------------------------------------------------ config
     def get_config(self) -> dict:
@@ -431,6 +488,66 @@ class Scaler:
         if self.transform is not None:
             return f"Scaler(transform={self.transform!r}, nonfinite={self.nonfinite!r})"
         return f"Scaler(mode={self.mode_name!r}, threshold={float(self.threshold.numpy()):g}, nonfinite={self.nonfinite!r})"
+
+
+# How each mode's plan is applied: 0 leave as is, 1 multiply each tensor by its factor,
+# 2 clip entries (value), 3 multiply by unit-wise factors (agc).
+_KIND = [{"none": 0, "value": 2, "agc": 3}.get(m, 1) for m in MODE_NAMES]
+_VALUE = MODE_NAMES.index("value")
+
+
+def _applier(values, factors, units, mode, t):
+    """A function that builds the scaled values of a plan (call it where they are used)."""
+
+    def apply():
+        if _in_xla():
+            # One elementwise formula for every mode, which XLA fuses into the update:
+            # clipping at +-inf and multiplying by 1 change no bits.
+            c = tf.where(tf.equal(mode, _VALUE), t, _INF)
+            return [
+                tf.clip_by_value(scale(v, f * u), -tf.cast(c, v.dtype), tf.cast(c, v.dtype))
+                for v, f, u in zip(values, tf.unstack(factors), units)
+            ]
+        # Without XLA each pass over the gradients costs its own kernel: run only the
+        # mode's own pass (none for "none").
+        fs = tf.unstack(factors)
+        return tf.switch_case(
+            tf.gather(tf.constant(_KIND, tf.int32), mode),
+            [
+                lambda: list(values),
+                lambda: [scale(v, f) for v, f in zip(values, fs)],
+                lambda: [tf.clip_by_value(v, -tf.cast(t, v.dtype), tf.cast(t, v.dtype)) for v in values],
+                lambda: [scale(v, u) for v, u in zip(values, units)],
+            ],
+        )
+
+    return apply
+
+
+def _in_xla() -> bool:
+    """True while tracing a function compiled with XLA (``jit_compile=True``)."""
+    if tf.executing_eagerly():
+        return False
+    from tensorflow.python.ops import control_flow_util  # the test tf.cond itself uses; no public API
+
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+def _unit_shape(v):
+    """The shape of AGC's unit-wise factors for ``v``: ``(1, ..., 1, units)``, or a scalar."""
+    rank = v.shape.rank
+    if rank is None or rank <= 1:
+        return []
+    if v.shape[-1] is None:
+        return tf.concat([tf.ones([rank - 1], tf.int32), tf.shape(v)[-1:]], 0)
+    return [1] * (rank - 1) + [v.shape[-1]]
+
+
+def _spread(vector, idx, n):
+    """A length-``n`` vector with ``vector[k]`` at ``idx[k]`` and 0 elsewhere."""
+    if len(idx) == n:
+        return vector
+    return tf.scatter_nd([[i] for i in idx], vector, [n])
 
 
 def _replace_values(grads, idx, values):
