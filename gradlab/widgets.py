@@ -13,6 +13,7 @@ its state.
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
 
@@ -73,6 +74,9 @@ class Lab:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._last_draw = 0.0
+        self._draw_soon = False
+        self._pending = None  # the newest (mode, threshold) from the controls, not yet applied
+        self._pending_lock = threading.Lock()
         self._target = 0
         self.error: BaseException | None = None
 
@@ -172,8 +176,7 @@ class Lab:
             slider.value = value
             slider.min, slider.max = lo, hi
             slider.description = MODES[mode].threshold_name
-        self.scaler.set(mode=mode, threshold=value)
-        self._last_draw = 0.0  # show the change right after the next chunk
+        self._request(mode, value)
 
     def _on_threshold(self, change):
         mode = self.controls["mode"].value
@@ -181,8 +184,28 @@ class Lab:
         value = change["new"]
         if m.high is not None:
             value = min(value, m.high)
-        self.scaler.set(mode=mode, threshold=value)
-        self._last_draw = 0.0  # show the change right after the next chunk
+        self._request(mode, value)
+
+    def _request(self, mode, threshold):
+        """Ask for a new mode and threshold; the newest request wins.
+
+        Widget messages arrive one by one (a slider dragged or held down sends
+        dozens). While a run is going, the handler only stores the request:
+        the training thread applies the newest one before its next chunk, so a
+        burst costs one change, not one per message, and the handler returns at
+        once (no TensorFlow call competes with the training thread).
+        """
+        with self._pending_lock:
+            self._pending = (mode, threshold)
+        if not self.running:
+            self._apply_pending()
+        self._draw_soon = True
+
+    def _apply_pending(self):
+        with self._pending_lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            self.scaler.set(mode=pending[0], threshold=pending[1])
 
     def _on_learning_rate(self, change):
         self.optimizer.learning_rate.assign(change["new"])
@@ -255,33 +278,51 @@ class Lab:
                 self.error = err
                 self._say(f"<b style='color:#d62728'>error: {type(err).__name__}: {err}</b>")
                 raise
+            finally:
+                self._apply_pending()  # a change that came with the last chunk
 
         return run
 
     def _train_loop(self):
         def loop():
             self._say("running…")
-            while not self._stop.is_set() and len(self.trainer.history) < self._target:
-                n = min(self.chunk, self._target - len(self.trainer.history))
-                with self._lock:
-                    self.trainer.fit(
-                        self.problem.x,
-                        self.problem.y,
-                        steps=n,
-                        batch_size=self.batch_size,
-                        seed=self.seed,
-                        progress=False,
-                    )
-                now = time.perf_counter()
-                if (now - self._last_draw) * 1000 >= self.redraw_ms:
-                    self._draw()
+            # The kernel handles widget messages in the main thread, which needs the GIL a
+            # few times per message. Python hands the GIL over every 5 ms by default, so a
+            # training thread busy in Python (the step's call, the redraw) made each message
+            # wait up to 5 ms per handover; 1 ms keeps the controls responsive.
+            interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(interval, 0.001))
+            try:
+                self._run_chunks()
+            finally:
+                sys.setswitchinterval(interval)
             self._draw()
             self._say("paused" if self._stop.is_set() else "done")
 
         self._guard(loop)()
 
+    def _run_chunks(self):
+        """Train chunk by chunk until the target or a pause; apply requests between chunks."""
+        while not self._stop.is_set() and len(self.trainer.history) < self._target:
+            n = min(self.chunk, self._target - len(self.trainer.history))
+            self._apply_pending()
+            with self._lock:
+                self.trainer.fit(
+                    self.problem.x,
+                    self.problem.y,
+                    steps=n,
+                    batch_size=self.batch_size,
+                    seed=self.seed,
+                    progress=False,
+                )
+            # Draw at most every redraw_ms; right after a change, as soon as 50 ms have
+            # passed since the last draw (a burst of changes does not redraw per message).
+            since = (time.perf_counter() - self._last_draw) * 1000
+            if since >= self.redraw_ms or (self._draw_soon and since >= min(50, self.redraw_ms)):
+                self._draw()
+
     def _draw(self):
-        self._last_draw = time.perf_counter()
+        self._last_draw, self._draw_soon = time.perf_counter(), False
         self.figure.update(self.trainer.history)
         self._say("running…" if not self._stop.is_set() else "paused")
 

@@ -1,6 +1,7 @@
 """Figures, the live lab (without a browser) and the HTML report."""
 
 import re
+import time
 
 import keras
 import numpy as np
@@ -136,6 +137,31 @@ def test_lab_controls_change_the_running_step_without_retrace(lab):
     assert h.modes[20:] == ["zclip"] * 10
     assert lab.controls["threshold"].value == pytest.approx(2.5)  # zclip's default z
     assert lab.trainer.tracing_count == 1
+
+
+def test_lab_merges_a_burst_of_slider_changes_while_running(lab):
+    """While a run goes, slider messages only store the newest request (no TensorFlow call in the
+    handler); the training thread applies it once, before its next chunk."""
+    calls = []
+    set_scaler = lab.scaler.set
+    lab.scaler.set = lambda **kw: (calls.append(kw), set_scaler(**kw))[1]
+    lab.run(steps=100_000)
+    slider = lab.controls["threshold"]
+    with lab._lock:  # the training thread waits at its next chunk
+        before = float(lab.scaler.threshold.numpy())
+        for value in np.geomspace(0.9, 0.1, 50):
+            slider.value = float(value)
+        assert calls == [] and float(lab.scaler.threshold.numpy()) == before
+    deadline = time.monotonic() + 30
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    n = len(lab.history)  # then some steps with the new threshold
+    deadline = time.monotonic() + 30
+    while len(lab.history) < n + 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    lab.pause()
+    assert calls == [{"mode": "global_norm", "threshold": slider.value}]
+    assert lab.history.threshold[-1] == pytest.approx(slider.value, rel=1e-6)
 
 
 def test_lab_threshold_slider_range_follows_mode(lab):
