@@ -273,3 +273,100 @@ def test_reset_reproduces_the_run_without_retracing(problem):
     for field in ("loss", "norm_before", "norm_after", "bound", "update_ratio"):
         np.testing.assert_array_equal(getattr(first, field), getattr(again, field), err_msg=field)
     assert t.tracing_count == 1
+
+
+class RawWriteSGD(keras.optimizers.SGD):
+    """Writes the weights with a raw op, not through the variable's methods."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        tf.raw_ops.AssignSubVariableOp(
+            resource=variable.handle, value=gradient * tf.cast(learning_rate, gradient.dtype)
+        )
+
+
+UPDATE_OPTIMIZERS = {
+    "sgd": (lambda: keras.optimizers.SGD(0.05), False),
+    "nesterov": (lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True), False),
+    "adam": (lambda: keras.optimizers.Adam(1e-2), False),
+    "adamw": (lambda: keras.optimizers.AdamW(1e-2, weight_decay=0.5), False),  # decay written apart
+    "lion": (lambda: keras.optimizers.Lion(1e-3), False),
+    "ftrl": (lambda: keras.optimizers.Ftrl(0.1), False),  # assigns new values
+    "raw-op": (lambda: RawWriteSGD(0.05), True),
+    "ema": (lambda: keras.optimizers.SGD(0.05, use_ema=True, ema_overwrite_frequency=2), True),  # control flow
+}
+
+
+def host_update_ratios(model, before, layer_names):
+    """Per layer ||w_after - w_before|| / ||w_before||, from the weights read on the host (float64)."""
+    after = [v.numpy().astype(np.float64) for v in model.trainable_variables]
+    out = []
+    for name in layer_names:
+        idx = [i for i, v in enumerate(model.trainable_variables) if f"/{name}/" in v.path]
+        change = np.sqrt(sum(((after[i] - before[i]) ** 2).sum() for i in idx))
+        out.append(change / np.sqrt(sum((before[i] ** 2).sum() for i in idx)))
+    return out
+
+
+@pytest.mark.parametrize("path", ["trainer", "model.fit"])
+@pytest.mark.parametrize("name", list(UPDATE_OPTIMIZERS))
+def test_recorded_update_ratio_is_the_change_of_the_weights(problem, name, path):
+    """The update-to-weight ratio equals what the weights did, read on the host, for Keras' optimizers
+    (taken from what they write: no copy of the weights) and for one that writes otherwise (measured
+    new - old)."""
+    make, measured_by_difference = UPDATE_OPTIMIZERS[name]
+    if name == "ema" and path == "model.fit":
+        pytest.skip("model.fit ends by writing the averages into the weights, after the last step")
+    model = problem.model()
+    x, y = problem.x[:16], problem.y[:16]
+    if path == "trainer":
+        runner = gradlab.Trainer(model, problem.loss, make(), gradlab.Scaler("global_norm", 0.5))
+        step = lambda: runner.fit(x, y, steps=1, batch_size=16, shuffle=False, progress=False)  # noqa: E731
+    else:
+        runner = gradlab.ScaledOptimizer(make(), "global_norm", 0.5)
+        model.compile(runner, problem.loss)
+        stats = gradlab.GradientStats()
+        step = lambda: model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[stats]) and stats.history  # noqa: E731
+    for _ in range(4):
+        before = [v.numpy().astype(np.float64) for v in model.trainable_variables]
+        h = step()
+        expected = host_update_ratios(model, before, h.layer_names)
+        np.testing.assert_allclose(h.update_ratio[-1], expected, rtol=1e-4)
+    assert min(expected) > 0
+    assert bool(runner._measured_by_difference) == measured_by_difference
+
+
+@pytest.mark.parametrize("path", ["trainer", "model.fit"])
+@pytest.mark.parametrize(
+    "mode, threshold",
+    [("none", None), ("value", 0.01), ("norm", 0.3), ("global_norm", 0.5), ("normalize", 0.5),
+     ("global_normalize", 0.5), ("agc", 0.01), ("autoclip", 50.0), ("zclip", 0.3)],
+)  # fmt: skip
+def test_every_mode_records_the_same_under_xla(problem, mode, threshold, path):
+    """With jit_compile=True (one fused formula for every mode) the run and its record equal the
+    run without XLA (a branch per mode)."""
+    if path == "model.fit" and mode not in ("value", "norm", "agc"):  # the same code as the Trainer's
+        pytest.skip("one clipping, one per-tensor and one per-unit mode are enough for this path")
+
+    def run(jit):
+        model = problem.model()
+        scaler = gradlab.Scaler(mode, threshold, zclip_warmup=3)
+        if path == "trainer":
+            t = gradlab.Trainer(model, problem.loss, keras.optimizers.SGD(0.05), scaler, jit_compile=jit)
+            h = t.fit(dataset=batches(problem), steps=8, progress=False)
+        else:
+            model.compile(
+                gradlab.ScaledOptimizer(keras.optimizers.SGD(0.05), scaler=scaler), problem.loss, jit_compile=jit
+            )
+            stats = gradlab.GradientStats()
+            model.fit(problem.x, problem.y, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[stats])
+            h = stats.history
+        return h, model.get_weights()
+
+    (plain, w_plain), (xla, w_xla) = run(False), run(True)
+    assert len(xla) == len(plain) == 8 and not xla.skipped.any()
+    for field in ("loss", "norm_before", "norm_after", "bound", "clipped", "update_ratio", "layer_norm_after"):
+        np.testing.assert_allclose(getattr(xla, field), getattr(plain, field), rtol=2e-4, atol=1e-7, err_msg=field)
+    for a, b in zip(w_xla, w_plain):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    if mode in ("value", "norm", "global_norm", "agc", "autoclip"):  # the formula did scale (ZClip sees no
+        assert plain.clipped.any()  # spike here; its factor is computed as AutoClip's)
