@@ -312,10 +312,14 @@ class Scaler:
         if not idx:
             return list(grads), plan.info
 
+        def scaled():
+            out = plan.apply()
+            return [values_of(out[i]) for i in idx]
+
         def zeros():
             return [tf.zeros_like(values_of(grads[i])) for i in idx]
 
-        out = tf.cond(plan.info.finite, lambda: [values_of(plan.apply()[i]) for i in idx], zeros)
+        out = tf.cond(plan.info.finite, scaled, zeros)
         return _replace_values(grads, idx, out), plan.info
 
     @tf.autograph.experimental.do_not_convert
@@ -421,9 +425,10 @@ class Scaler:
         def none():
             return ones, no_units, inf, sq
 
-        def value():
-            clipped = [tf.clip_by_value(v, -tf.cast(t, v.dtype), tf.cast(t, v.dtype)) for v in values]
-            return ones, no_units, t, tf.stack([squared_norm(v) for v in clipped])
+        def value():  # ||clip(v, -t, t)||**2 = sum(min(v**2, t**2)), without building the clipped tensor
+            t2 = tf.square(t)
+            after = [tf.reduce_sum(tf.minimum(tf.square(tf.cast(v, tf.float32)), t2)) for v in values]
+            return ones, no_units, t, tf.stack(after)
 
         def norm_each():
             return by(clip_factor(each, t), t)
