@@ -6,7 +6,8 @@ Prints, measured in one run with interleaved repetitions and medians:
 1. per-step time of gradlab's instrumented Trainer step (recording every
    statistic) / ``model.fit`` with the same built-in clipping
    (``global_clipnorm``), same ~1M-parameter MLP, batch 256, same data;
-   with and without XLA, and with 10 steps per call;
+   with and without XLA, and with 10 steps per call; a hand-written
+   ``tf.function`` step without statistics is shown beside them;
 2. ``gradlab.clip_by_global_norm`` / ``tf.clip_by_global_norm`` over 100 tensors
    of 10M parameters in all, and the same clip / one elementwise pass;
 3. the tracing count after 100 changes of mode and threshold during a run.
@@ -64,6 +65,28 @@ def bench_step(steps: int, reps: int) -> list[tuple[str, float]]:
         m.compile(keras.optimizers.SGD(0.01, global_clipnorm=1.0), loss, jit_compile=jit)
         return lambda: m.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
 
+    def hand_fn(jit):
+        """What a user would write without gradlab: GradientTape, tf.clip_by_global_norm, no statistics."""
+        m = mlp()
+        opt = keras.optimizers.SGD(0.01)
+        opt.build(m.trainable_variables)
+        iterator = iter(ds)
+
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                value = loss(y, m(x, training=True))
+            grads, _ = tf.clip_by_global_norm(tape.gradient(value, m.trainable_variables), 1.0)
+            opt.apply(grads, m.trainable_variables)
+
+        inner = tf.function(step, jit_compile=jit)
+        call = tf.function(lambda it: inner(*next(it)))
+
+        def run():
+            for _ in range(steps):
+                call(iterator)
+
+        return run
+
     def gradlab_fn(jit, per_call=1):
         m = mlp()
         t = gradlab.Trainer(
@@ -78,8 +101,10 @@ def bench_step(steps: int, reps: int) -> list[tuple[str, float]]:
 
     fns = {
         "fit": fit_fn(False),
+        "hand": hand_fn(False),
         "gradlab": gradlab_fn(False),
         "fit_xla": fit_fn(True),
+        "hand_xla": hand_fn(True),
         "gradlab_xla": gradlab_fn(True),
         "gradlab_10": gradlab_fn(False, 10),
     }
@@ -91,8 +116,10 @@ def bench_step(steps: int, reps: int) -> list[tuple[str, float]]:
     print("| run | ms/step | ratio |\n|---|---|---|")
     rows = [
         ("model.fit, global_clipnorm", per_step["fit"], 1.0),
+        ("hand-written tf.function step, no statistics", per_step["hand"], per_step["hand"] / per_step["fit"]),
         ("gradlab Trainer, global_norm (all statistics)", per_step["gradlab"], per_step["gradlab"] / per_step["fit"]),
         ("model.fit, global_clipnorm, XLA", per_step["fit_xla"], 1.0),
+        ("hand-written step, XLA", per_step["hand_xla"], per_step["hand_xla"] / per_step["fit_xla"]),
         ("gradlab Trainer, XLA", per_step["gradlab_xla"], per_step["gradlab_xla"] / per_step["fit_xla"]),
         ("gradlab Trainer, 10 steps per call", per_step["gradlab_10"], per_step["gradlab_10"] / per_step["fit"]),
     ]
