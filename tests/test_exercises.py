@@ -5,6 +5,7 @@ cannot fail)."""
 from __future__ import annotations
 
 import math
+import re
 
 import keras
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import gradlab
-from gradlab.exercises import nb00, nb01, nb02, nb03, nb04, nb06, nb07, nb08, nb09
+from gradlab.exercises import nb00, nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08, nb09
 
 
 def test_nb00_clipnorm_update(capsys):
@@ -80,6 +81,21 @@ def test_nb04_global_clip(capsys):
     assert "below the bound" in capsys.readouterr().out
     assert not nb04.check_global_clip(broken)
     assert not nb04.check_global_clip(42)
+
+
+def test_nb05_rescue_threshold(capsys):
+    # SGD at 0.5 on the deep MLP explodes; a global norm of 0.3 makes it train (notebook 01 measures it)
+    assert nb05.check_rescue_threshold(0.3)
+    assert "Correct:" in capsys.readouterr().out
+    assert not nb05.check_rescue_threshold(100.0)  # the notebook's placeholder: too large, the run diverges
+    hint = capsys.readouterr().out
+    assert "above 10" in hint and "Try a smaller threshold: 33.3 does better than 300." in hint
+    # A diverging run is chaotic: the hint must not print its exact losses (they differ from CPU to CPU)
+    assert not re.search(r"\d\.\d\d", hint), hint
+    assert not nb05.check_rescue_threshold(0.001)  # stable but far too slow
+    assert "Try a larger threshold: 0.003 does better than 0.000333." in capsys.readouterr().out
+    assert not nb05.check_rescue_threshold("high")
+    assert not nb05.check_rescue_threshold(-1.0)
 
 
 def test_nb06_autoclip_and_agc():

@@ -40,12 +40,24 @@ def check_rescue_threshold(threshold, learning_rate: float = 0.5, steps: int = 1
             f"threshold {threshold:g} trains: mean loss of the last 20 steps {final:.3f} "
             f"(clip rate {h.clipped.mean():.0%}).",
         )
-    direction, other = ("smaller", smaller) if _score(smaller) <= _score(larger) else ("larger", larger)
-    what = "training blew up" if not np.isfinite(final) else f"mean loss of the last 20 steps is {final:.3f}"
+    # Only what holds with a wide margin: a run that explodes is chaotic, its exact
+    # losses differ from one CPU to another (their float kernels round differently).
+    if not np.isfinite(final):
+        what = "training blew up (steps with non-finite gradients were skipped)"
+    elif final > 10:
+        what = "the mean loss of the last 20 steps is above 10: the run diverges"
+    else:
+        what = f"the mean loss of the last 20 steps is {final:.2g}"
+    direction, better, worse = (
+        ("smaller", smaller, larger) if _score(smaller) <= _score(larger) else ("larger", larger, smaller)
+    )
+    if _score(better) < _score(worse):
+        compared = f"{better.threshold[0]:.3g} does better than {worse.threshold[0]:.3g}"
+    else:
+        compared = f"{better.threshold[0]:.3g} and {worse.threshold[0]:.3g} both fail the same way"
     return say(
         False,
-        f"with threshold {threshold:g}, {what} (target: below {target}). "
-        f"Try a {direction} threshold: {other.threshold[0]:.3g} gives {_score(other):.3g}.",
+        f"with threshold {threshold:g}, {what} (target: below {target}). Try a {direction} threshold: {compared}.",
     )
 
 
