@@ -11,6 +11,9 @@ This module reads :class:`~gradlab.history.History` only; it never trains.
 
 from __future__ import annotations
 
+import math
+import time
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
@@ -51,16 +54,30 @@ def finite(a) -> list:
     return [float(v) if np.isfinite(v) else None for v in a]
 
 
+def gaps(a) -> np.ndarray:
+    """A float64 copy with NaN where ``a`` is not finite: Plotly leaves a gap there.
+
+    The array form of :func:`finite`: a FigureWidget sends it to the browser as one
+    binary buffer instead of a JSON list.
+    """
+    a = np.array(a, dtype=np.float64)
+    a[~np.isfinite(a)] = np.nan
+    return a
+
+
+def _window_sums(a: np.ndarray, window: int) -> np.ndarray:
+    c = np.concatenate([[0.0], np.cumsum(a, dtype=np.float64)])
+    lo = np.maximum(np.arange(1, len(a) + 1) - window, 0)
+    return c[1:] - c[lo]
+
+
 def clip_rate(h: History, window: int = 20) -> np.ndarray:
     """Rolling fraction of clipped steps over the last ``window`` steps, skipped steps left out."""
-    clipped = np.where(h.skipped > 0, np.nan, h.clipped)
-    out = np.full(len(h), np.nan)
-    for t in range(len(h)):
-        w = clipped[max(0, t - window + 1) : t + 1]
-        w = w[~np.isnan(w)]
-        if w.size:
-            out[t] = w.mean()
-    return out
+    counted = h.skipped <= 0
+    clipped = _window_sums(np.where(counted, h.clipped, 0.0), window)
+    n = _window_sums(counted.astype(np.float64), window)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, clipped / np.where(n > 0, n, 1.0), np.nan)
 
 
 def _skip_markers(h: History, y_level: float, name="skipped (non-finite)", showlegend=True, **kw):
@@ -245,13 +262,21 @@ class LiveFigure:
     """A ``go.FigureWidget`` overview of one run, updated in place.
 
     Built once; :meth:`update` replaces the traces' data inside
-    ``batch_update()`` (one message to the browser). :meth:`overlay` adds
-    finished runs for comparison. ``widget`` is the FigureWidget to display.
+    ``batch_update()`` (one message to the browser, with the arrays as binary
+    buffers). :meth:`overlay` adds finished runs for comparison. ``widget`` is the
+    FigureWidget to display.
+
+    A browser draws each update before it reports back; :attr:`busy` is true until
+    it has (or for at most ``patience`` seconds, as when no browser shows the
+    figure). A caller that skips updates while busy never sends faster than the
+    browser draws, so a slow browser cannot fall behind on a queue of old frames.
     """
 
-    def __init__(self, window: int = 20, height: int = 560, max_points: int = 1500):
+    def __init__(self, window: int = 20, height: int = 560, max_points: int = 1500, patience: float = 2.0):
         self.window = window
         self.max_points = max_points
+        self.patience = patience
+        self._sent = -math.inf
         empty = History.empty([], ())
         fig = overview(empty, window)
         fig.update_layout(height=height, uirevision="gradlab")  # keep zoom across updates
@@ -266,16 +291,24 @@ class LiveFigure:
         are always all marked.
         """
         keep = _thin(len(h), self.max_points)
-        x = h.steps[keep].tolist()
-        top = _top(h.norm_before)
-        skipped = h.steps[h.skipped > 0].tolist()
+        x = h.steps[keep].astype(np.int32)
+        skipped = h.steps[h.skipped > 0].astype(np.int32)
         series = [h.loss, h.norm_before, h.norm_after, h.bound, None, clip_rate(h, self.window)]
         with self.widget.batch_update():
             for trace, y in zip(self.widget.data[: self._n_live], series):
                 if y is None:  # skipped-step markers
-                    trace.x, trace.y = skipped, [top] * len(skipped)
+                    trace.x, trace.y = skipped, np.full(len(skipped), _top(h.norm_before))
                 else:
-                    trace.x, trace.y = x, finite(np.asarray(y)[keep])
+                    trace.x, trace.y = x, gaps(np.asarray(y)[keep])
+        self._sent = time.perf_counter()
+
+    @property
+    def busy(self) -> bool:
+        """True while the browser has not yet drawn the last update (for at most ``patience`` s)."""
+        # plotly's FigureWidget sets this flag when it sends a trace edit and clears it when
+        # the browser reports the edit done (after Plotly.update has drawn it).
+        waiting = getattr(self.widget, "_trace_edit_in_process", False)
+        return bool(waiting) and time.perf_counter() - self._sent < self.patience
 
     def overlay(self, histories) -> None:
         """Add finished runs (loss and post-scaling norm) for comparison; replaces earlier overlays."""

@@ -4,7 +4,8 @@
 in chunks of a few steps, so the controls stay responsive; the mode and the
 threshold are the :class:`~gradlab.transforms.Scaler`'s ``tf.Variable``s, so a
 change applies at the very next step without retracing, and appears on the
-threshold line of the plot. Redraws are throttled (at most every ``redraw_ms``).
+threshold line of the plot. Redraws are throttled (at most every ``redraw_ms``,
+and never before the browser has drawn the previous one).
 
 Without a widget front end (GitHub, nbconvert), the lab shows a static SVG of
 its state.
@@ -317,8 +318,11 @@ class Lab:
                 )
             # Draw at most every redraw_ms; right after a change, as soon as 50 ms have
             # passed since the last draw (a burst of changes does not redraw per message).
+            # Never while the browser is still drawing the last frame: a slow browser then
+            # gets fewer frames, each of them current, instead of a growing queue.
             since = (time.perf_counter() - self._last_draw) * 1000
-            if since >= self.redraw_ms or (self._draw_soon and since >= min(50, self.redraw_ms)):
+            due = since >= self.redraw_ms or (self._draw_soon and since >= min(50, self.redraw_ms))
+            if due and not self.figure.busy:
                 self._draw()
 
     def _draw(self):

@@ -91,11 +91,65 @@ def test_live_figure_updates_in_place(history):
     widget = live.widget
     live.update(history)
     assert live.widget is widget
-    assert widget.data[2].y == (1.0, 0.5, None, 1.0)
+    # Sent as typed arrays (binary buffers); the skipped step is a NaN gap.
+    np.testing.assert_array_equal(widget.data[2].y, [1.0, 0.5, np.nan, 1.0])
+    np.testing.assert_array_equal(widget.data[4].x, [2])  # the skipped-step marker
     live.overlay([history, history])
     assert len(widget.data) == live._n_live + 4
     live.clear_overlays()
     assert len(widget.data) == live._n_live
+
+
+def report_drawn(widget):
+    """What the browser sends back once it has drawn the newest trace edit."""
+    widget._js2py_traceDeltas = {"trace_deltas": [], "trace_edit_id": widget._last_trace_edit_id}
+
+
+def test_live_figure_is_busy_until_the_browser_has_drawn(history):
+    live = plots.LiveFigure(patience=60)
+    assert not live.busy
+    live.update(history)
+    assert live.busy  # sent, not yet drawn
+    report_drawn(live.widget)
+    assert not live.busy
+    live.update(history)
+    live.widget._js2py_traceDeltas = {"trace_deltas": [], "trace_edit_id": live.widget._last_trace_edit_id - 1}
+    assert live.busy  # a report of an older frame does not count
+    lazy = plots.LiveFigure(patience=0.05)  # no browser ever answers: busy for `patience` only
+    lazy.update(history)
+    assert lazy.busy
+    time.sleep(0.1)
+    assert not lazy.busy
+
+
+def test_lab_never_sends_a_frame_while_the_browser_draws_the_last(lab):
+    """Flow control: a browser that draws slowly gets fewer frames, not a queue of old ones."""
+    frames = []
+    update = lab.figure.update
+    lab.figure.update = lambda h: (frames.append(len(h)), update(h))[1]
+    lab.figure.patience = 60  # a browser that never finishes drawing
+    lab.run(steps=40, wait=True)
+    assert len(lab.history) == 40
+    assert frames == [5, 40]  # the first chunk's frame, then only the run's final frame
+    frames.clear()
+    lab.figure.patience = 0  # a browser that draws at once
+    lab.run(steps=40, wait=True)
+    assert frames == list(range(45, 81, 5)) + [80]  # every chunk (redraw_ms=0), then the final frame
+
+
+def test_clip_rate_matches_a_window_by_window_count():
+    rng = np.random.default_rng(0)
+    n = 300
+    h = make_history(np.ones(n), rng.uniform(0, 2, n), skipped=rng.random(n) < 0.2)
+    h.skipped[:25] = 1  # a first window with no kept step: no rate
+    kept = np.where(h.skipped > 0, np.nan, h.clipped)
+    for window in (1, 7, 20, 500):
+        expected = []
+        for t in range(n):
+            w = kept[max(0, t - window + 1) : t + 1]
+            w = w[~np.isnan(w)]
+            expected.append(w.mean() if w.size else np.nan)
+        np.testing.assert_allclose(plots.clip_rate(h, window), expected, rtol=1e-12)
 
 
 def test_svg_overview_is_static_and_skips_gaps(history):
