@@ -40,6 +40,10 @@ def setup(seed: int = 0, deterministic: bool = True, quiet: bool = True) -> None
 
     Call it first in a notebook or test. ``quiet`` silences TensorFlow's Python
     logger and, if TensorFlow was not imported yet, its C++ start-up lines.
+
+    With ``deterministic=True``, Keras' ``model.compile(jit_compile=True)`` warns and
+    runs without XLA (Keras 3 refuses XLA while op determinism is on); the
+    :class:`Trainer`'s ``jit_compile=True`` still compiles with XLA.
     """
     seed = _checks.number("seed", seed, low=0, low_open=False, integer=True)
     if quiet:

@@ -1,5 +1,7 @@
 """The instrumented step records the real gradients, without retracing, on both paths."""
 
+import contextlib
+
 import keras
 import numpy as np
 import pandas as pd
@@ -335,6 +337,20 @@ def test_recorded_update_ratio_is_the_change_of_the_weights(problem, name, path)
     assert bool(runner._measured_by_difference) == measured_by_difference
 
 
+@contextlib.contextmanager
+def op_determinism(on: bool):
+    """Keras' model.fit refuses jit_compile=True (a warning, then no XLA) while op determinism is
+    on, which setup() turns on. There is no public switch back: TensorFlow's own is private."""
+    from tensorflow.python.framework import config as tf_config
+
+    was = tf_config.is_op_determinism_enabled()
+    (tf_config.enable_op_determinism if on else tf_config.disable_op_determinism)()
+    try:
+        yield
+    finally:
+        (tf_config.enable_op_determinism if was else tf_config.disable_op_determinism)()
+
+
 @pytest.mark.parametrize("path", ["trainer", "model.fit"])
 @pytest.mark.parametrize(
     "mode, threshold",
@@ -354,11 +370,13 @@ def test_every_mode_records_the_same_under_xla(problem, mode, threshold, path):
             t = gradlab.Trainer(model, problem.loss, keras.optimizers.SGD(0.05), scaler, jit_compile=jit)
             h = t.fit(dataset=batches(problem), steps=8, progress=False)
         else:
-            model.compile(
-                gradlab.ScaledOptimizer(keras.optimizers.SGD(0.05), scaler=scaler), problem.loss, jit_compile=jit
-            )
-            stats = gradlab.GradientStats()
-            model.fit(problem.x, problem.y, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[stats])
+            with op_determinism(False):  # else Keras refuses jit_compile=True and runs without XLA
+                model.compile(
+                    gradlab.ScaledOptimizer(keras.optimizers.SGD(0.05), scaler=scaler), problem.loss, jit_compile=jit
+                )
+                assert model.jit_compile is jit
+                stats = gradlab.GradientStats()
+                model.fit(problem.x, problem.y, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[stats])
             h = stats.history
         return h, model.get_weights()
 
