@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from gradlab._state import state_variable
 from gradlab.recording import Recorder, Update, measure_update, weights_before
+from gradlab.scaling import merge_duplicates
 from gradlab.transforms import Scaler
 
 __all__ = ["ScaledOptimizer"]
@@ -210,7 +211,7 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         def scaled():
             # Keras 3's Adam, RMSprop, ... mishandle repeated indices in IndexedSlices (Keras'
             # global_clipnorm densifies them): hand the inner optimizer one row per index.
-            return [_merge_duplicates(g) for g in plan.apply()]
+            return [merge_duplicates(g) for g in plan.apply()]
 
         def measured(apply):
             if self.recorder is None:
@@ -309,15 +310,6 @@ def _all_reduce(grads):
     for i, g in zip(idx, reduced):
         out[i] = g
     return out
-
-
-def _merge_duplicates(g):
-    """``g`` with repeated indices summed into one row (IndexedSlices only)."""
-    if not isinstance(g, tf.IndexedSlices):
-        return g
-    indices, positions = tf.unique(g.indices)
-    values = tf.math.unsorted_segment_sum(g.values, positions, tf.shape(indices)[0])
-    return tf.IndexedSlices(values, indices, g.dense_shape)
 
 
 class _Slot:

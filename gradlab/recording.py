@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from gradlab._state import scatter, state_variable
 from gradlab.history import SCALARS, History
-from gradlab.scaling import fused_squared_norm
+from gradlab.scaling import fused_squared_norm, merge_duplicates
 from gradlab.transforms import MODE_NAMES, Info, variable_name
 
 __all__ = ["Recorder", "Update", "layer_groups", "measure_update", "weights_before"]
@@ -203,7 +203,8 @@ class _WriteLog:
     def _wrap(self, i, var, name, method):
         def write(value, *args, **kwargs):
             if isinstance(value, tf.IndexedSlices):
-                change = _rows(value) if name != "assign" else None
+                # the change it makes, row by row
+                change = merge_duplicates(value, tf.float32).values if name != "assign" else None
             elif name == "assign":
                 change = tf.cast(value, tf.float32) - tf.cast(var.read_value(), tf.float32)
             else:
@@ -244,12 +245,6 @@ class _WriteLog:
             else:
                 out.append(None)
         return out
-
-
-def _rows(slices):
-    """An IndexedSlices' rows with repeated indices summed: the change it makes, row by row."""
-    indices, positions = tf.unique(slices.indices)
-    return tf.math.unsorted_segment_sum(tf.cast(slices.values, tf.float32), positions, tf.shape(indices)[0])
 
 
 def _variable(v):

@@ -44,6 +44,21 @@ def with_values(g, values):
     return values
 
 
+def merge_duplicates(g, dtype=None):
+    """``g`` with the rows of repeated indices summed into one (IndexedSlices only).
+
+    Summed in ``dtype`` when given (float32 for statistics of float16 values).
+    Any other gradient is returned as it is.
+    """
+    if not isinstance(g, tf.IndexedSlices):
+        return g
+    indices, positions = tf.unique(g.indices)
+    values = g.values if dtype is None else tf.cast(g.values, dtype)
+    return tf.IndexedSlices(
+        tf.math.unsorted_segment_sum(values, positions, tf.shape(indices)[0]), indices, g.dense_shape
+    )
+
+
 def squared_norm(t) -> tf.Tensor:
     """Sum of squares of ``t`` as a float32 scalar."""
     t = tf.cast(t, tf.float32)
