@@ -266,22 +266,34 @@ class LiveFigure:
     buffers). :meth:`overlay` adds finished runs for comparison. ``widget`` is the
     FigureWidget to display.
 
-    A browser draws each update before it reports back; :attr:`busy` is true until
-    it has (or for at most ``patience`` seconds, as when no browser shows the
-    figure). A caller that skips updates while busy never sends faster than the
-    browser draws, so a slow browser cannot fall behind on a queue of old frames.
+    The browser reports each update once it has drawn it. :attr:`busy` is true
+    until then (for at most ``patience`` seconds, as when no browser shows the
+    figure), and after it for as long again as the drawing took (the time from
+    sending to the report), which leaves the browser time for the reader's clicks
+    and keys between frames. A caller that skips updates while busy never sends faster
+    than the browser draws: a slow browser gets fewer frames, each of them
+    current, instead of falling behind on a queue of old ones.
     """
 
-    def __init__(self, window: int = 20, height: int = 560, max_points: int = 1500, patience: float = 2.0):
+    def __init__(self, window: int = 20, height: int = 560, max_points: int = 1000, patience: float = 2.0):
         self.window = window
         self.max_points = max_points
         self.patience = patience
-        self._sent = -math.inf
+        self._sent = self._drawn = -math.inf  # when the last frame was sent, and reported drawn
+        self._took = 0.0  # how long the browser took to draw the last frame
         empty = History.empty([], ())
         fig = overview(empty, window)
         fig.update_layout(height=height, uirevision="gradlab")  # keep zoom across updates
         self.widget = go.FigureWidget(fig)
         self._n_live = len(self.widget.data)
+        self.widget.observe(self._on_drawn, names="_js2py_traceDeltas")
+
+    def _on_drawn(self, change):
+        """The browser's report of a drawn trace edit (plotly sends it after Plotly.update)."""
+        report = change["new"]
+        if report and report.get("trace_edit_id") == self.widget._last_trace_edit_id:
+            self._drawn = time.perf_counter()
+            self._took = self._drawn - self._sent
 
     def update(self, h: History) -> None:
         """Show ``h`` (the live run) in the figure.
@@ -294,21 +306,24 @@ class LiveFigure:
         x = h.steps[keep].astype(np.int32)
         skipped = h.steps[h.skipped > 0].astype(np.int32)
         series = [h.loss, h.norm_before, h.norm_after, h.bound, None, clip_rate(h, self.window)]
+        edit, sent = self.widget._last_trace_edit_id, self._sent
         with self.widget.batch_update():
             for trace, y in zip(self.widget.data[: self._n_live], series):
                 if y is None:  # skipped-step markers
                     trace.x, trace.y = skipped, np.full(len(skipped), _top(h.norm_before))
                 else:
                     trace.x, trace.y = x, gaps(np.asarray(y)[keep])
-        self._sent = time.perf_counter()
+            self._sent = time.perf_counter()  # before the message leaves: the report cannot come first
+        if self.widget._last_trace_edit_id == edit:  # nothing changed, nothing was sent
+            self._sent = sent
 
     @property
     def busy(self) -> bool:
-        """True while the browser has not yet drawn the last update (for at most ``patience`` s)."""
-        # plotly's FigureWidget sets this flag when it sends a trace edit and clears it when
-        # the browser reports the edit done (after Plotly.update has drawn it).
-        waiting = getattr(self.widget, "_trace_edit_in_process", False)
-        return bool(waiting) and time.perf_counter() - self._sent < self.patience
+        """True until the browser has drawn the last update, and then for as long as that took."""
+        now = time.perf_counter()
+        if self._drawn < self._sent:  # sent, not reported drawn yet
+            return now - self._sent < self.patience
+        return now < self._drawn + min(self._took, self.patience)
 
     def overlay(self, histories) -> None:
         """Add finished runs (loss and post-scaling norm) for comparison; replaces earlier overlays."""

@@ -306,8 +306,8 @@ class Lab:
         """Train chunk by chunk until the target or a pause; apply requests between chunks."""
         while not self._stop.is_set() and len(self.trainer.history) < self._target:
             n = min(self.chunk, self._target - len(self.trainer.history))
-            self._apply_pending()
             with self._lock:
+                self._apply_pending()  # under the lock: a caller holding it sees no change half-applied
                 self.trainer.fit(
                     self.problem.x,
                     self.problem.y,

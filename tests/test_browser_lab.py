@@ -109,16 +109,21 @@ def drive_the_lab(page):
     # Move the threshold slider mid-run (ArrowLeft: -0.05 in log10 per press; 20 presses: 1.0 -> 0.1).
     handle = page.locator(f"{LAB} .widget-slider .noUi-handle").first
     handle.focus()
+    pressing = time.monotonic()
     for _ in range(20):
         handle.press("ArrowLeft")
     moved = time.monotonic()
+    print(f"\n20 key presses on the slider took {moved - pressing:.3f} s")
     n_at_move = traces(page)["n"]
     wait_for(lambda: any(b is not None and b < 0.2 for b, _ in drawn_since(page, n_at_move - 5)))
     latency = time.monotonic() - moved
-    print(f"\nslider-to-redraw latency: {latency:.3f} s (goal <= 0.5 s)")
+    print(f"slider-to-redraw latency: {latency:.3f} s (goal <= 0.5 s)")
     # The whole burst lands: the newest value (10 ** -1) is drawn, not a queue of older ones.
     wait_for(lambda: any(b == pytest.approx(0.1, rel=1e-3) for b, _ in drawn_since(page, n_at_move)))
-    print(f"burst of 20 slider steps, last one drawn after: {time.monotonic() - moved:.3f} s")
+    drawn = time.monotonic()
+    print(
+        f"burst of 20 slider steps, last one drawn after: {drawn - moved:.3f} s ({drawn - pressing:.3f} s from the first)"
+    )
     wait_for(lambda: traces(page)["n"] > n_at_move + 30)
     new = [(b, a) for b, a in drawn_since(page, n_at_move) if b is not None and b < 0.2]
     assert new, "no step ran with the new threshold"

@@ -110,7 +110,10 @@ def test_live_figure_is_busy_until_the_browser_has_drawn(history):
     assert not live.busy
     live.update(history)
     assert live.busy  # sent, not yet drawn
+    time.sleep(0.2)  # the browser takes 0.2 s to draw it
     report_drawn(live.widget)
+    assert live.busy  # drawn: now it rests as long as it drew
+    time.sleep(0.25)
     assert not live.busy
     live.update(history)
     live.widget._js2py_traceDeltas = {"trace_deltas": [], "trace_edit_id": live.widget._last_trace_edit_id - 1}
