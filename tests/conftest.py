@@ -18,16 +18,20 @@ def pytest_sessionfinish(session, exitstatus):
         print(f"\nconftest: Python threads still running at the end: {left}", file=sys.stderr)
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(tryfirst=True)
 def pytest_unconfigure(config):
-    """End the process once pytest has reported, with pytest's exit status.
+    """End the process once pytest has reported its summary, with pytest's exit status.
 
-    In one full run (2026-12-01) the process stayed alive for about 100 s after the summary, idle, with
-    its main thread waiting on a futex in TensorFlow's teardown, and it went on only when a debugger
-    attached. A test run must not hang after its result is known, so it leaves without interpreter
-    teardown. Every report (terminal, files of other plugins) is written by then: this hook runs last.
+    In two full runs (2026-12-01) the process stayed alive after the summary, idle, with its main thread
+    waiting on a futex inside a garbage collection: pytest's `unraisableexception` plugin calls
+    `gc.collect()` in its `pytest_unconfigure`, and a TensorFlow object's finalizer waited there. Both times
+    it went on only when a debugger attached (100 s and 3 min later). A test run must not hang once its
+    result is known: this hook runs first and leaves without that collection or interpreter teardown.
+    The summary is printed by then (at session finish); a JUnit XML report or an interrupted run
+    (whose report comes here) still go the normal way.
     """
-    if "status" in _session:
+    status = _session.get("status")
+    if status is not None and status != pytest.ExitCode.INTERRUPTED and not getattr(config.option, "xmlpath", None):
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(_session["status"])
+        os._exit(status)
