@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -31,26 +32,24 @@ def number(
     high_open: bool = False,
     integer: bool = False,
 ):
-    """Check a Python number against an interval and return it as float or int.
+    """Check a number against an interval and return it as float or int.
 
-    Tensors and variables pass through unchecked (their value is only known
-    when the graph runs).
+    A tensor or variable is checked too, and returned as it is (so a variable
+    stays live): where its value is known (eager execution) it is read and
+    checked now; inside a graph the returned tensor carries an assertion that
+    fails, naming the argument, when the graph runs with a value out of range.
     """
+    lo = "(" if low_open else "["
+    hi = ")" if high_open or high is None else "]"
+    interval = f"{lo}{'-inf' if low is None else _fmt(low)}, {'inf' if high is None else _fmt(high)}{hi}"
     if is_symbolic(value):
-        if not value.dtype.is_floating and not value.dtype.is_integer:
-            raise _fail(name, "a real number", value)
-        if value.shape.rank not in (None, 0):
-            raise _fail(name, "a scalar", value)
-        return value
+        return _tensor(name, value, low, high, low_open, high_open, integer, interval)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         kind = "an integer" if integer else "a number"
         raise _fail(name, kind, value)
     if integer and int(value) != value:
         raise _fail(name, "an integer", value)
     v = float(value)
-    lo = "(" if low_open else "["
-    hi = ")" if high_open or high is None else "]"
-    interval = f"{lo}{'-inf' if low is None else _fmt(low)}, {'inf' if high is None else _fmt(high)}{hi}"
     if math.isnan(v) or math.isinf(v):
         raise _fail(name, f"a finite number in {interval}", value)
     if low is not None and (v < low or (low_open and v == low)):
@@ -60,8 +59,42 @@ def number(
     return int(value) if integer else v
 
 
+def _tensor(name, value, low, high, low_open, high_open, integer, interval):
+    """:func:`number` for a tensor or variable (see there)."""
+    dtype = tf.as_dtype(value.dtype)
+    if not dtype.is_floating and not dtype.is_integer:
+        raise _fail(name, "a real number", value)
+    if tf.TensorShape(value.shape).rank not in (None, 0):
+        raise _fail(name, "a scalar", value)
+    if integer and not dtype.is_integer:
+        raise _fail(name, "an integer", value)
+    if tf.executing_eagerly():  # the value is known: check it as a number, keep the tensor
+        try:
+            number(name, value.numpy().item(), low=low, high=high, low_open=low_open, high_open=high_open)
+        except ValueError as err:
+            kind = "tf.Variable" if isinstance(value, tf.Variable) or hasattr(value, "_value") else "tf.Tensor"
+            raise ValueError(f"{err} (a {kind})") from None
+        return value
+    v = tf.cast(value, tf.float32)
+    ok = tf.math.is_finite(v)
+    if low is not None:
+        ok = tf.logical_and(ok, v > low if low_open else v >= low)
+    if high is not None:
+        ok = tf.logical_and(ok, v < high if high_open else v <= high)
+    check = tf.debugging.Assert(ok, [f"Argument `{name}` must be a finite number in {interval}. Received: {name}=", v])
+    with tf.control_dependencies([check]):
+        return tf.identity(value)
+
+
 def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def boolean(name: str, value) -> bool:
+    """Check that ``value`` is True or False (numpy bools too)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise _fail(name, "True or False", value)
+    return bool(value)
 
 
 def choice(name: str, value, allowed, *, what: str | None = None) -> str:
@@ -84,6 +117,12 @@ def grad_list(grads, name: str = "grads") -> list:
         if g is None:
             out.append(None)
             continue
+        if isinstance(g, (list, tuple)) and not all(isinstance(leaf, numbers.Number) for leaf in tf.nest.flatten(g)):
+            raise ValueError(
+                f"Argument `{name}` must be a flat list of gradients, one tensor (or None) per variable; "
+                f"nested lists are not allowed. Received: {name}[{i}] of type {type(g).__name__} "
+                f"holding {len(g)} items"
+            )
         if not isinstance(g, tf.IndexedSlices):
             try:
                 g = tf.convert_to_tensor(g)
@@ -114,4 +153,23 @@ def variable_list(variables, grads: list, name: str = "variables") -> list:
             f"Arguments `grads` and `{name}` must have the same length. "
             f"Received: len(grads)={len(grads)}, len({name})={len(variables)}"
         )
+    for i, (g, v) in enumerate(zip(grads, variables)):
+        if g is None or v is None or getattr(v, "shape", None) is None:
+            continue
+        grad_shape = _dense_shape(g)
+        var_shape = tf.TensorShape(v.shape)
+        if grad_shape is not None and not grad_shape.is_compatible_with(var_shape):
+            raise ValueError(
+                f"Arguments `grads` and `{name}` must match one to one: each gradient has its variable's shape. "
+                f"Received: grads[{i}] of shape {tuple(grad_shape.as_list())}, "
+                f"{name}[{i}] of shape {tuple(var_shape.as_list())}"
+            )
     return list(variables)
+
+
+def _dense_shape(g):
+    """The static shape of a gradient as a dense tensor (None where unknown)."""
+    if isinstance(g, tf.IndexedSlices):
+        known = tf.get_static_value(g.dense_shape) if g.dense_shape is not None else None
+        return None if known is None else tf.TensorShape([int(d) for d in known])
+    return g.shape

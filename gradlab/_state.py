@@ -26,4 +26,4 @@ def state_variable(initial, name: str, dtype=None) -> tf.Variable:
 def scatter(variable, indices, updates) -> None:
     """``variable[indices] = updates`` (``scatter_nd_update`` is not implemented for
     distributed variables)."""
-    variable.assign(tf.tensor_scatter_nd_update(variable, indices, updates))
+    return variable.assign(tf.tensor_scatter_nd_update(variable, indices, updates))

@@ -82,6 +82,21 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
                 "Argument `inner_optimizer` must be a keras.optimizers.Optimizer instance, "
                 f"such as keras.optimizers.Adam(). Received: inner_optimizer={inner_optimizer!r}"
             )
+        if isinstance(inner_optimizer, keras.optimizers.LossScaleOptimizer):
+            raise ValueError(
+                "Argument `inner_optimizer` must not be a LossScaleOptimizer: it would hand ScaledOptimizer "
+                "gradients that are still multiplied by the loss scale. Nest them the other way round, "
+                "keras.optimizers.LossScaleOptimizer(gradlab.ScaledOptimizer(keras.optimizers.SGD(...))), or "
+                "let model.compile do it under the 'mixed_float16' policy. Received: "
+                f"inner_optimizer=LossScaleOptimizer({type(inner_optimizer.inner_optimizer).__name__})"
+            )
+        if isinstance(inner_optimizer, ScaledOptimizer):
+            raise ValueError(
+                "Argument `inner_optimizer` must not be a ScaledOptimizer: the gradients would be scaled twice. "
+                "Wrap the plain optimizer once, or compose transforms with gradlab.Chain(...). Received: "
+                f"inner_optimizer=ScaledOptimizer({type(inner_optimizer.inner_optimizer).__name__}, "
+                f"scaler={inner_optimizer.scaler!r})"
+            )
         for arg, same_mode in _KERAS_CLIPPING.items():
             if arg in scaler_options:
                 raise ValueError(
@@ -154,11 +169,9 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
 
         def record_then_skip():
             if self.recorder is not None:
+                mode, threshold = self.scaler.read_controls()
                 self.recorder.record_skipped(
-                    loss=self._loss.get(),
-                    loss_scale=outer.dynamic_scale,
-                    mode=self.scaler.mode,
-                    threshold=self.scaler.threshold,
+                    loss=self._loss.get(), loss_scale=outer.dynamic_scale, mode=mode, threshold=threshold
                 )
             return skip()
 

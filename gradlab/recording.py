@@ -107,8 +107,9 @@ class Recorder:
         self._write(tf.concat([scalars, tf.fill([2 * n], nan), tf.zeros([n])], 0))
 
     def _write(self, row):
-        scatter(self.buffer, [[self.row.read_value()]], row[None])
-        self.row.assign_add(1)
+        written = scatter(self.buffer, [[self.row.read_value()]], row[None])
+        with tf.control_dependencies([written]):  # a step that fails before its row is written counts no row
+            self.row.assign_add(1)
 
     def flush(self) -> np.ndarray:
         """Read the rows written since the last flush (one host sync) and reset."""

@@ -340,6 +340,13 @@ def adaptive_clip(grads, variables, clipping=0.01, eps=1e-3) -> list:
             "variables the gradients belong to. Received: variables=None"
         )
     variables = _checks.variable_list(variables, grads)
+    for i, (g, w) in enumerate(zip(grads, variables)):
+        if g is not None and (w is None or getattr(w, "shape", None) is None):
+            raise ValueError(
+                "Argument `variables` must hold the weight of every gradient that is not None (AGC's bound "
+                f"is relative to the weight's norm). Received: variables[{i}]={w!r} for grads[{i}] of shape "
+                f"{tuple(values_of(g).shape.as_list())}"
+            )
     clipping = _threshold("clipping", clipping)
     eps = _checks.number("eps", eps)
     return [

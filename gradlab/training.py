@@ -28,7 +28,7 @@ import tensorflow as tf
 from gradlab import _checks
 from gradlab.history import History
 from gradlab.optimizer import ScaledOptimizer
-from gradlab.problems import Problem
+from gradlab.problems import PROBLEMS, Problem, make_problem
 from gradlab.recording import Recorder, Update, measure_update, weights_before
 from gradlab.transforms import MODE_NAMES, Scaler, check_mode, check_threshold
 
@@ -132,7 +132,7 @@ class Trainer:
         if scaler is not None and not isinstance(scaler, Scaler):
             raise ValueError(f"Argument `scaler` must be a gradlab.Scaler. Received: scaler={scaler!r}")
         self.model = model
-        self.loss = keras.losses.get(loss) if isinstance(loss, str) else loss
+        self.loss = check_loss(loss)
         self.optimizer = optimizer
         self.scaler = scaler if scaler is not None else Scaler("none")
         self.steps_per_call = _checks.number("steps_per_call", steps_per_call, low=1, low_open=False, integer=True)
@@ -277,16 +277,21 @@ class Trainer:
     def _iterator(self, x, y, dataset, batch_size, shuffle, seed):
         """The iterator over this data, reused when the same data comes again."""
         if dataset is None:
-            if x is None or y is None:
-                raise ValueError("Pass `x` and `y` arrays or a `dataset`. Received: x=None or y=None")
-            if len(x) < batch_size:
+            n = check_arrays(x, y)
+            if n < batch_size:
                 raise ValueError(
-                    f"Argument `batch_size` must be at most the number of samples ({len(x)}). "
+                    f"Argument `batch_size` must be at most the number of samples ({n}). "
                     f"Received: batch_size={batch_size}"
                 )
             key = (id(x), id(y), batch_size, shuffle, seed)
         elif not isinstance(dataset, tf.data.Dataset):
             raise ValueError(f"Argument `dataset` must be a tf.data.Dataset. Received: dataset={dataset!r}")
+        elif x is not None or y is not None:
+            raise ValueError(
+                "Pass either `x` and `y` arrays or a `dataset`, not both (the dataset would be trained on "
+                f"and the arrays ignored). Received: x of type {type(x).__name__}, y of type "
+                f"{type(y).__name__} and a dataset"
+            )
         else:
             key = (id(dataset),)
         if getattr(self, "_source", (None,))[0] != key:
@@ -336,26 +341,44 @@ class Trainer:
         ``trainer.history``.
         """
         steps = _checks.number("steps", steps, low=1, low_open=False, integer=True)
+        batch_size = _checks.number("batch_size", batch_size, low=1, low_open=False, integer=True)
+        seed = _checks.number("seed", seed, low=0, low_open=False, integer=True)
+        _checks.boolean("shuffle", shuffle)
+        _checks.boolean("progress", progress)
+        if on_flush is not None and not callable(on_flush):
+            raise ValueError(
+                f"Argument `on_flush` must be None or a function fn(history). Received: on_flush={on_flush!r}"
+            )
         flush_every = self.recorder.capacity if flush_every is None else flush_every
         flush_every = _checks.number("flush_every", flush_every, low=1, high=self.recorder.capacity, integer=True)
         iterator = self._iterator(x, y, dataset, batch_size, shuffle, seed)
         run = History.empty(self.recorder.layer_names, MODE_NAMES, self.label)
         bar = _Progress(steps, self.label) if progress else None
         done = pending = 0
+
+        def read():
+            part = self.recorder.history(self.recorder.flush(), self.label)
+            run.extend(part)
+            self.history.extend(part)
+
         while done < steps:
             n = min(self.steps_per_call, steps - done, flush_every - pending)
-            if self.replicas > 1:
-                self._step(*next(iterator))
-            elif self.steps_per_call == 1:
-                self._compiled(iterator)
-            else:
-                self._compiled(iterator, tf.constant(n))
+            try:
+                if self.replicas > 1:
+                    self._step(*next(iterator))
+                elif self.steps_per_call == 1:
+                    self._compiled(iterator)
+                else:
+                    self._compiled(iterator, tf.constant(n))
+            except tf.errors.InvalidArgumentError as err:
+                read()  # the steps that trained before the error keep their rows; the failed one has none
+                if "Non-finite gradients (nonfinite=" in err.message:  # the check of nonfinite="raise"
+                    raise FloatingPointError(_assertion_text(err.message)) from None
+                raise
             done += n
             pending += n
             if pending == flush_every or done == steps:
-                part = self.recorder.history(self.recorder.flush(), self.label)
-                run.extend(part)
-                self.history.extend(part)
+                read()
                 pending = 0
                 if bar:
                     bar.update(done, run)
@@ -448,18 +471,22 @@ def compare(
     Returns:
       One :class:`History` per run, labelled ``"mode"`` or ``"mode=threshold"``.
     """
+    if isinstance(problem, str):
+        problem = make_problem(problem, seed=seed)
+    if not isinstance(problem, Problem):
+        raise ValueError(
+            "Argument `problem` must be a gradlab.problems.Problem (such as gradlab.problems.deep_mlp()) or "
+            f"the name of one of {', '.join(repr(p) for p in PROBLEMS)}. Received: problem={problem!r}"
+        )
     if not callable(optimizer) or isinstance(optimizer, keras.optimizers.Optimizer):
         raise ValueError(
             "Argument `optimizer` must be a function returning a new optimizer for each run, such as "
             f"`lambda: keras.optimizers.SGD(0.1)`. Received: optimizer={optimizer!r}"
         )
-    parsed = []
-    for run in runs:
-        mode, threshold = (run, None) if isinstance(run, str) else tuple(run)
-        check_mode(mode)
-        parsed.append((mode, check_threshold(mode, threshold), mode if threshold is None else f"{mode}={threshold:g}"))
-    if not parsed:
-        raise ValueError("Argument `runs` must name at least one mode. Received: runs=[]")
+    parsed = parse_runs(runs)
+    for name, value in (("steps", steps), ("batch_size", batch_size)):
+        _checks.number(name, value, low=1, low_open=False, integer=True)
+    _checks.number("seed", seed, low=0, low_open=False, integer=True)
     # One model, optimizer and compiled step for every run: reset() restores the
     # initial weights, optimizer slots, adaptive state and data order; the mode
     # and threshold are variables, so no run retraces.
@@ -473,6 +500,85 @@ def compare(
             trainer.fit(problem.x, problem.y, steps=steps, batch_size=batch_size, seed=seed, progress=progress)
         )
     return histories
+
+
+def _assertion_text(message: str) -> str:
+    """The text of a failed ``tf.debugging.Assert`` without TensorFlow's node and trace lines."""
+    first = message.split("assertion failed:", 1)[-1].split("\n")[0]
+    parts = [p.strip(" []") for p in first.replace("\\'", "'").split("] [")]
+    return " ".join(parts) + ". Use nonfinite='skip' to skip such steps or 'zero' to zero the bad entries."
+
+
+def parse_runs(runs) -> list[tuple[str, float, str]]:
+    """``runs`` (mode names or ``(mode, threshold)`` pairs) as ``(mode, threshold, label)`` triples."""
+    if isinstance(runs, (str, bytes)) or not isinstance(runs, (list, tuple)):
+        raise ValueError(
+            "Argument `runs` must be a list of mode names or (mode, threshold) pairs, such as "
+            f"['none', ('global_norm', 1.0)]. Received: runs={runs!r}"
+        )
+    if not runs:
+        raise ValueError("Argument `runs` must name at least one mode. Received: runs=[]")
+    parsed = []
+    for i, run in enumerate(runs):
+        if isinstance(run, str):
+            mode, threshold = run, None
+        elif isinstance(run, (list, tuple)) and len(run) == 2:
+            mode, threshold = run
+        else:
+            raise ValueError(
+                f"Argument `runs` must hold mode names or (mode, threshold) pairs. Received: runs[{i}]={run!r}"
+            )
+        check_mode(mode)
+        value = check_threshold(mode, threshold)
+        parsed.append((mode, value, mode if threshold is None else f"{mode}={float(value):g}"))
+    return parsed
+
+
+def check_loss(loss, name: str = "loss"):
+    """A Keras loss object, a loss name (``"mse"``) or a function ``loss(y_true, y_pred)``."""
+    if isinstance(loss, str):
+        try:
+            return keras.losses.get(loss)
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"Argument `{name}` must be a Keras loss, the name of one (such as 'mse' or "
+                f"'sparse_categorical_crossentropy') or a function loss(y_true, y_pred). Received: {name}={loss!r}"
+            ) from None
+    if loss is None or not callable(loss) or isinstance(loss, type):
+        raise ValueError(
+            f"Argument `{name}` must be a Keras loss (such as keras.losses.MeanSquaredError()), the name of "
+            f"one or a function loss(y_true, y_pred). Received: {name}={loss!r}"
+        )
+    return loss
+
+
+def check_arrays(x, y) -> int:
+    """Check that ``x`` and ``y`` are given and hold the same number of samples; return it."""
+    if x is None or y is None:
+        raise ValueError(
+            "Arguments `x` and `y` must both be arrays (or pass a `dataset`). "
+            f"Received: x={'None' if x is None else type(x).__name__}, y={'None' if y is None else type(y).__name__}"
+        )
+    lengths = []
+    for name, a in (("x", x), ("y", y)):
+        shape = getattr(a, "shape", None)
+        if shape is not None and len(shape) == 0:
+            raise ValueError(f"Argument `{name}` must have a leading sample axis. Received: {name} of shape ()")
+        try:
+            lengths.append(int(shape[0]) if shape is not None else len(a))
+        except TypeError:
+            raise ValueError(
+                f"Argument `{name}` must be an array of samples (numpy array, tensor or list). "
+                f"Received: {name} of type {type(a).__name__}"
+            ) from None
+    if lengths[0] != lengths[1]:
+        raise ValueError(
+            "Arguments `x` and `y` must hold the same number of samples. "
+            f"Received: len(x)={lengths[0]}, len(y)={lengths[1]}"
+        )
+    if lengths[0] == 0:
+        raise ValueError("Arguments `x` and `y` must hold at least one sample. Received: len(x)=0")
+    return lengths[0]
 
 
 def _divides_by_replicas(loss) -> bool:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
+import threading
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -250,8 +251,10 @@ class Scaler:
             warmup=check_warmup(zclip_warmup, "zclip_warmup"),
             eps=_checks.number("zclip_eps", zclip_eps),
         )
-        self.mode = state_variable(MODE_NAMES.index(mode_name), "scaler_mode", tf.int32)
-        self.threshold = state_variable(float(threshold), "scaler_threshold", tf.float32)
+        # Mode and threshold live in one variable, so that a step reads them in one read:
+        # a change from another thread (set() writes both at once) never splits a step.
+        self.controls = state_variable([float(MODE_NAMES.index(mode_name)), float(threshold)], "scaler_controls")
+        self._set_lock = threading.Lock()
 
     # ------------------------------------------------------------ live controls
     @property
@@ -260,12 +263,27 @@ class Scaler:
         if self.transform is not None:
             return "custom"
         with tf.init_scope():  # also readable while a step is being traced
-            return MODE_NAMES[int(self.mode.numpy())]
+            return MODE_NAMES[int(self.controls.numpy()[0])]
+
+    def read_controls(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(mode, threshold)`` in force, from one read of :attr:`controls` (int32, float32)."""
+        both = self.controls.read_value()
+        return tf.cast(both[0], tf.int32), tf.identity(both[1])
+
+    @property
+    def mode(self) -> tf.Tensor:
+        """The mode's index in :data:`MODE_NAMES` (int32), read now; see :meth:`read_controls`."""
+        return self.read_controls()[0]
+
+    @property
+    def threshold(self) -> tf.Tensor:
+        """The threshold (float32), read now; see :meth:`read_controls`."""
+        return self.read_controls()[1]
 
     @property
     def variables(self) -> list:
         """Every ``tf.Variable`` of this scaler: controls, then adaptive state."""
-        return [self.mode, self.threshold] + self.autoclip.variables + self.zclip.variables
+        return [self.controls] + self.autoclip.variables + self.zclip.variables
 
     @property
     def state_variables(self) -> list:
@@ -276,18 +294,20 @@ class Scaler:
         """Change mode and/or threshold; a running compiled step sees it next step.
 
         Changing only the mode keeps the threshold if it is allowed for the new
-        mode and raises otherwise (a percentile of 50 is no clip value).
+        mode and raises otherwise (a percentile of 50 is no clip value). Both are
+        written in one assignment: a step, whatever thread runs it, sees either
+        the old pair or the new one, never one of each.
         """
         if self.transform is not None:
             raise ValueError(
                 "This Scaler runs a custom `transform`; it has no mode or threshold to set. "
                 f"Received: mode={mode!r}, threshold={threshold!r}"
             )
-        name = self.mode_name if mode is None else check_mode(mode)
-        value = float(self.threshold.numpy()) if threshold is None else threshold
-        value = check_threshold(name, value)
-        self.threshold.assign(value)
-        self.mode.assign(MODE_NAMES.index(name))
+        with self._set_lock:  # read-modify-write: two threads setting at once do not mix either
+            name = self.mode_name if mode is None else check_mode(mode)
+            value = float(self.controls.numpy()[1]) if threshold is None else threshold
+            value = float(check_threshold(name, value))
+            self.controls.assign([float(MODE_NAMES.index(name)), value])
 
     # ------------------------------------------------------------ scaling
     @tf.autograph.experimental.do_not_convert
@@ -338,8 +358,7 @@ class Scaler:
             raise ValueError("Mode 'agc' needs the variables: call scaler(grads, variables). Received: variables=None")
         idx = [i for i, g in enumerate(grads) if g is not None]
         values = [values_of(grads[i]) for i in idx]
-        mode = self.mode.read_value()
-        t = tf.identity(self.threshold.read_value())
+        mode, t = self.read_controls()
         if not values:
             zero = tf.zeros([len(grads)])
             info = Info(tf.constant(0.0), zero, zero, tf.constant(True), tf.constant(_INF), mode, t)
@@ -348,7 +367,11 @@ class Scaler:
         norm = tf.sqrt(tf.reduce_sum(sq))
         finite = tf.math.is_finite(norm)
         if self.nonfinite == "raise":
-            self._raise_if_nonfinite(finite, sq, idx, variables)
+            checked = self._raise_if_nonfinite(finite, sq, idx, variables)
+            if checked is not None:  # in a graph: nothing of this step may run before the check
+                with tf.control_dependencies([checked]):
+                    sq, norm, finite = tf.identity(sq), tf.identity(norm), tf.identity(finite)
+                    values = [tf.identity(v) for v in values]
         elif self.nonfinite == "zero":
             values, sq, norm, finite = self._zero_nonfinite(finite, values, sq, norm)
         present_vars = None if variables is None else [variables[i] for i in idx]
@@ -378,9 +401,9 @@ class Scaler:
                     "Non-finite gradients (nonfinite='raise') for: " + ", ".join(bad) + ". "
                     "Use nonfinite='skip' to skip such steps or 'zero' to zero the bad entries."
                 )
-            return
+            return None
         bad = tf.boolean_mask(tf.constant(names), tf.logical_not(tf.math.is_finite(sq)))
-        tf.debugging.Assert(finite, ["Non-finite gradients (nonfinite='raise') for:", bad], summarize=50)
+        return tf.debugging.Assert(finite, ["Non-finite gradients (nonfinite='raise') for:", bad], summarize=50)
 
     def _zero_nonfinite(self, finite, values, sq, norm):
         def keep():
@@ -479,7 +502,7 @@ class Scaler:
             config["transform"] = keras.saving.serialize_keras_object(self.transform)
         else:
             config["mode"] = self.mode_name
-            config["threshold"] = float(self.threshold.numpy())
+            config["threshold"] = float(self.controls.numpy()[1])
         return config
 
     @classmethod
@@ -492,7 +515,7 @@ class Scaler:
     def __repr__(self):
         if self.transform is not None:
             return f"Scaler(transform={self.transform!r}, nonfinite={self.nonfinite!r})"
-        return f"Scaler(mode={self.mode_name!r}, threshold={float(self.threshold.numpy()):g}, nonfinite={self.nonfinite!r})"
+        return f"Scaler(mode={self.mode_name!r}, threshold={float(self.controls.numpy()[1]):g}, nonfinite={self.nonfinite!r})"
 
 
 # How each mode's plan is applied: 0 leave as is, 1 multiply each tensor by its factor,

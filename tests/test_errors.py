@@ -533,6 +533,191 @@ CASES = [
 ]
 
 
+
+# ---------------------------------------------------------------- silent acceptances found by a user's read
+def tiny():
+    return gradlab.problems.deep_mlp(depth=2, samples=64)
+
+
+def trainer(**kwargs):
+    p = tiny()
+    return gradlab.Trainer(p.model(), p.loss, sgd(), **kwargs), p
+
+
+def lso_sgd():
+    return keras.optimizers.LossScaleOptimizer(sgd())
+
+
+def fit_with(**kwargs):
+    t, p = trainer()
+    args = dict(x=p.x, y=p.y, steps=1, progress=False)
+    args.update(kwargs)
+    return t.fit(**args)
+
+
+def ds_of(p):
+    return tf.data.Dataset.from_tensor_slices((p.x, p.y)).batch(16)
+
+
+CASES += [
+    # --- thresholds given as tensors or variables are checked like numbers
+    case(
+        lambda: gradlab.clip_by_value(grads(), tf.constant(-1.0)),
+        ("Argument `clipvalue`", "in (0, inf)", "Received: clipvalue=-1.0 (a tf.Tensor)"),
+        "clip-by-value-tensor-negative",
+    ),
+    case(
+        lambda: gradlab.clip_by_norm(grads(), tf.Variable(0.0)),
+        ("Argument `clipnorm`", "in (0, inf)", "Received: clipnorm=0.0 (a tf.Variable)"),
+        "clip-by-norm-variable-zero",
+    ),
+    case(
+        lambda: gradlab.clip_by_global_norm(grads(), tf.constant(float("nan"))),
+        ("Argument `global_clipnorm`", "a finite number", "Received: global_clipnorm=nan (a tf.Tensor)"),
+        "clip-by-global-norm-tensor-nan",
+    ),
+    case(
+        lambda: gradlab.clip_by_norm(grads(), tf.constant([1.0, 2.0])),
+        ("Argument `clipnorm`", "a scalar", "Received: clipnorm="),
+        "clip-by-norm-tensor-not-scalar",
+    ),
+    case(
+        lambda: gradlab.Scaler("norm", tf.Variable(-1.0)),
+        ("Argument `threshold`", "in (0, inf)", "Received: threshold=-1.0 (a tf.Variable)", "clipnorm"),
+        "scaler-threshold-variable-negative",
+    ),
+    case(
+        lambda: gradlab.Scaler("autoclip", tf.constant(500.0)),
+        ("Argument `threshold`", "in (0, 100]", "Received: threshold=500.0 (a tf.Tensor)", "percentile"),
+        "scaler-autoclip-percentile-tensor-500",
+    ),
+    case(
+        lambda: gradlab.Scaler("norm").set(threshold=tf.constant(-3.0)),
+        ("Argument `threshold`", "in (0, inf)", "Received: threshold=-3.0 (a tf.Tensor)"),
+        "scaler-set-threshold-tensor-negative",
+    ),
+    case(
+        lambda: trainer(scaler=gradlab.Scaler("norm"))[0].scaler.set(threshold=tf.constant(-3.0)),
+        ("Argument `threshold`", "in (0, inf)", "Received: threshold=-3.0 (a tf.Tensor)"),
+        "trainer-scaler-set-threshold-tensor-negative",
+    ),
+    # --- optimizers nested the wrong way
+    case(
+        lambda: gradlab.ScaledOptimizer(lso_sgd()),
+        (
+            "Argument `inner_optimizer` must not be a LossScaleOptimizer",
+            "LossScaleOptimizer(gradlab.ScaledOptimizer(",
+            "Received: inner_optimizer=LossScaleOptimizer(SGD)",
+        ),
+        "optimizer-wraps-loss-scale-optimizer",
+    ),
+    case(
+        lambda: gradlab.ScaledOptimizer(gradlab.ScaledOptimizer(sgd())),
+        ("Argument `inner_optimizer` must not be a ScaledOptimizer", "scaled twice", "Received: inner_optimizer="),
+        "optimizer-wraps-scaled-optimizer",
+    ),
+    # --- structure and shapes of gradients and weights
+    case(
+        lambda: gradlab.clip_by_global_norm([grads()], 1.0),
+        ("Argument `grads` must be a flat list", "nested lists are not allowed", "Received: grads[0] of type list"),
+        "clip-by-global-norm-nested-list",
+    ),
+    case(
+        lambda: gradlab.Scaler("norm")([tuple(grads())]),
+        ("Argument `grads` must be a flat list", "Received: grads[0] of type tuple"),
+        "scaler-nested-tuple",
+    ),
+    case(
+        lambda: gradlab.adaptive_clip([tf.constant([[1.0, 2.0]])], [tf.Variable([[1.0], [2.0]])]),
+        ("Arguments `grads` and `variables` must match", "Received: grads[0] of shape (1, 2)", "variables[0] of shape (2, 1)"),
+        "adaptive-clip-weight-shape",
+    ),
+    case(
+        lambda: gradlab.adaptive_clip([tf.constant([1.0, 2.0])], [None]),
+        ("Argument `variables` must hold the weight of every gradient", "Received: variables[0]=None"),
+        "adaptive-clip-weight-none",
+    ),
+    case(
+        lambda: gradlab.Scaler("agc")([tf.constant([1.0, 2.0])], [tf.Variable([1.0, 2.0, 3.0])]),
+        ("Arguments `grads` and `variables` must match", "Received: grads[0] of shape (2,)", "variables[0] of shape (3,)"),
+        "scaler-agc-weight-shape",
+    ),
+    # --- the Trainer's arguments, checked before anything is traced
+    case(
+        lambda: gradlab.Trainer(tiny().model(), None, sgd()),
+        ("Argument `loss` must be a Keras loss", "Received: loss=None"),
+        "trainer-loss-none",
+    ),
+    case(
+        lambda: gradlab.Trainer(tiny().model(), 42, sgd()),
+        ("Argument `loss` must be a Keras loss", "Received: loss=42"),
+        "trainer-loss-number",
+    ),
+    case(
+        lambda: gradlab.Trainer(tiny().model(), "not_a_loss", sgd()),
+        ("Argument `loss` must be a Keras loss, the name of one", "Received: loss='not_a_loss'"),
+        "trainer-loss-unknown-name",
+    ),
+    case(
+        lambda: gradlab.Trainer(tiny().model(), keras.losses.MeanSquaredError, sgd()),
+        ("Argument `loss` must be a Keras loss", "Received: loss=<class"),
+        "trainer-loss-class-not-instance",
+    ),
+    case(
+        lambda: fit_with(y=tiny().y[:30]),
+        ("Arguments `x` and `y` must hold the same number of samples", "Received: len(x)=64, len(y)=30"),
+        "fit-y-other-length",
+    ),
+    case(
+        lambda: fit_with(x=None),
+        ("Arguments `x` and `y` must both be arrays", "Received: x=None"),
+        "fit-x-none",
+    ),
+    case(lambda: fit_with(batch_size=0), ("Argument `batch_size`", "in [1, inf)", "Received: batch_size=0"), "fit-batch-0"),
+    case(lambda: fit_with(batch_size=-1), ("Argument `batch_size`", "in [1, inf)", "Received: batch_size=-1"), "fit-batch-neg"),
+    case(lambda: fit_with(batch_size=2.5), ("Argument `batch_size`", "an integer", "Received: batch_size=2.5"), "fit-batch-frac"),
+    case(lambda: fit_with(batch_size="8"), ("Argument `batch_size`", "an integer", "Received: batch_size='8'"), "fit-batch-str"),
+    case(lambda: fit_with(seed="0"), ("Argument `seed`", "an integer", "Received: seed='0'"), "fit-seed-string"),
+    case(lambda: fit_with(seed=-1), ("Argument `seed`", "in [0, inf)", "Received: seed=-1"), "fit-seed-negative"),
+    case(
+        lambda: fit_with(on_flush=42),
+        ("Argument `on_flush` must be None or a function", "Received: on_flush=42"),
+        "fit-on-flush-not-callable",
+    ),
+    case(lambda: fit_with(shuffle="yes"), ("Argument `shuffle`", "True or False", "Received: shuffle='yes'"), "fit-shuffle-str"),
+    case(
+        lambda: fit_with(dataset=ds_of(tiny())),
+        ("Pass either `x` and `y` arrays or a `dataset`, not both", "Received: x of type ndarray"),
+        "fit-arrays-and-dataset",
+    ),
+    # --- compare
+    case(
+        lambda: gradlab.compare(tiny(), [("norm",)]),
+        ("Argument `runs` must hold mode names or (mode, threshold) pairs", "Received: runs[0]=('norm',)"),
+        "compare-run-one-tuple",
+    ),
+    case(
+        lambda: gradlab.compare(tiny(), "norm"),
+        ("Argument `runs` must be a list of mode names", "Received: runs='norm'"),
+        "compare-runs-a-string",
+    ),
+    case(
+        lambda: gradlab.compare("nope", ["none"]),
+        ("Unknown problem 'nope'", "Expected one of: 'deep_mlp'", "Received: problem='nope'"),
+        "compare-problem-unknown-name",
+    ),
+    case(
+        lambda: gradlab.compare(42, ["none"]),
+        ("Argument `problem` must be a gradlab.problems.Problem", "Received: problem=42"),
+        "compare-problem-number",
+    ),
+    case(
+        lambda: gradlab.compare(tiny(), ["none"], steps=0),
+        ("Argument `steps`", "in [1, inf)", "Received: steps=0"),
+        "compare-steps-zero",
+    ),
+]
+
 @pytest.mark.parametrize("call, error, parts", CASES)
 def test_bad_input_gets_a_keras_style_error(call, error, parts):
     with pytest.raises(error, match=msg(*parts)):
@@ -654,3 +839,45 @@ def test_failed_optimizer_leaves_the_given_scaler_untouched():
     with pytest.raises(ValueError, match="Only one clipping option"):
         gradlab.ScaledOptimizer(keras.optimizers.SGD(), scaler=scaler, mode="norm", threshold=9.0)
     assert state(scaler) == ("value", 2.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param(dict(batch_size=0), id="batch-size-zero"),
+        pytest.param(dict(seed="0"), id="seed-string"),
+        pytest.param(dict(on_flush=42), id="on-flush-not-callable"),
+        pytest.param(dict(y=np.zeros((30, 1), np.float32)), id="y-other-length"),
+        pytest.param(dict(dataset="ds"), id="dataset-not-a-dataset"),
+    ],
+)
+def test_failed_fit_trains_nothing_and_traces_nothing(kwargs):
+    """The arguments are checked before a step is traced or run: weights, optimizer and history stay."""
+    t, p = trainer()
+    before = [v.numpy().copy() for v in t.variables]
+    args = dict(x=p.x, y=p.y, steps=3, progress=False)
+    args.update(kwargs)
+    if "dataset" in kwargs:
+        args.update(x=None, y=None)
+    with pytest.raises(ValueError, match="Received:"):
+        t.fit(**args)
+    for b, v in zip(before, t.variables):
+        np.testing.assert_array_equal(b, v.numpy())
+    assert int(t.optimizer.iterations.numpy()) == 0
+    assert len(t.history) == 0 and t.tracing_count == 0
+    assert len(t.fit(p.x, p.y, steps=2, batch_size=16, progress=False)) == 2  # and it still trains
+
+
+def test_failed_set_with_a_tensor_changes_nothing():
+    scaler = gradlab.Scaler("norm", 500.0)
+    with pytest.raises(ValueError, match=msg("Received: threshold=-3.0 (a tf.Tensor)")):
+        scaler.set(mode="value", threshold=tf.constant(-3.0))
+    assert state(scaler) == ("norm", 500.0)
+
+
+def test_tensor_threshold_in_a_graph_fails_naming_the_argument():
+    """Inside tf.function the value is only known when the graph runs: an assertion names the argument."""
+    clip = tf.function(lambda t: gradlab.clip_by_value(grads(), t))
+    assert clip(tf.constant(1.0))[0].numpy().tolist() == [1.0, 1.0]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=msg("Argument `clipvalue` must be a finite number in (0, inf)")):
+        clip(tf.constant(-1.0))
