@@ -533,7 +533,6 @@ CASES = [
 ]
 
 
-
 # ---------------------------------------------------------------- silent acceptances found by a user's read
 def tiny():
     return gradlab.problems.deep_mlp(depth=2, samples=64)
@@ -629,7 +628,11 @@ CASES += [
     ),
     case(
         lambda: gradlab.adaptive_clip([tf.constant([[1.0, 2.0]])], [tf.Variable([[1.0], [2.0]])]),
-        ("Arguments `grads` and `variables` must match", "Received: grads[0] of shape (1, 2)", "variables[0] of shape (2, 1)"),
+        (
+            "Arguments `grads` and `variables` must match",
+            "Received: grads[0] of shape (1, 2)",
+            "variables[0] of shape (2, 1)",
+        ),
         "adaptive-clip-weight-shape",
     ),
     case(
@@ -639,7 +642,11 @@ CASES += [
     ),
     case(
         lambda: gradlab.Scaler("agc")([tf.constant([1.0, 2.0])], [tf.Variable([1.0, 2.0, 3.0])]),
-        ("Arguments `grads` and `variables` must match", "Received: grads[0] of shape (2,)", "variables[0] of shape (3,)"),
+        (
+            "Arguments `grads` and `variables` must match",
+            "Received: grads[0] of shape (2,)",
+            "variables[0] of shape (3,)",
+        ),
         "scaler-agc-weight-shape",
     ),
     # --- the Trainer's arguments, checked before anything is traced
@@ -673,10 +680,26 @@ CASES += [
         ("Arguments `x` and `y` must both be arrays", "Received: x=None"),
         "fit-x-none",
     ),
-    case(lambda: fit_with(batch_size=0), ("Argument `batch_size`", "in [1, inf)", "Received: batch_size=0"), "fit-batch-0"),
-    case(lambda: fit_with(batch_size=-1), ("Argument `batch_size`", "in [1, inf)", "Received: batch_size=-1"), "fit-batch-neg"),
-    case(lambda: fit_with(batch_size=2.5), ("Argument `batch_size`", "an integer", "Received: batch_size=2.5"), "fit-batch-frac"),
-    case(lambda: fit_with(batch_size="8"), ("Argument `batch_size`", "an integer", "Received: batch_size='8'"), "fit-batch-str"),
+    case(
+        lambda: fit_with(batch_size=0),
+        ("Argument `batch_size`", "in [1, inf)", "Received: batch_size=0"),
+        "fit-batch-0",
+    ),
+    case(
+        lambda: fit_with(batch_size=-1),
+        ("Argument `batch_size`", "in [1, inf)", "Received: batch_size=-1"),
+        "fit-batch-neg",
+    ),
+    case(
+        lambda: fit_with(batch_size=2.5),
+        ("Argument `batch_size`", "an integer", "Received: batch_size=2.5"),
+        "fit-batch-frac",
+    ),
+    case(
+        lambda: fit_with(batch_size="8"),
+        ("Argument `batch_size`", "an integer", "Received: batch_size='8'"),
+        "fit-batch-str",
+    ),
     case(lambda: fit_with(seed="0"), ("Argument `seed`", "an integer", "Received: seed='0'"), "fit-seed-string"),
     case(lambda: fit_with(seed=-1), ("Argument `seed`", "in [0, inf)", "Received: seed=-1"), "fit-seed-negative"),
     case(
@@ -684,7 +707,11 @@ CASES += [
         ("Argument `on_flush` must be None or a function", "Received: on_flush=42"),
         "fit-on-flush-not-callable",
     ),
-    case(lambda: fit_with(shuffle="yes"), ("Argument `shuffle`", "True or False", "Received: shuffle='yes'"), "fit-shuffle-str"),
+    case(
+        lambda: fit_with(shuffle="yes"),
+        ("Argument `shuffle`", "True or False", "Received: shuffle='yes'"),
+        "fit-shuffle-str",
+    ),
     case(
         lambda: fit_with(dataset=ds_of(tiny())),
         ("Pass either `x` and `y` arrays or a `dataset`, not both", "Received: x of type ndarray"),
@@ -717,6 +744,7 @@ CASES += [
         "compare-steps-zero",
     ),
 ]
+
 
 @pytest.mark.parametrize("call, error, parts", CASES)
 def test_bad_input_gets_a_keras_style_error(call, error, parts):
@@ -879,5 +907,7 @@ def test_tensor_threshold_in_a_graph_fails_naming_the_argument():
     """Inside tf.function the value is only known when the graph runs: an assertion names the argument."""
     clip = tf.function(lambda t: gradlab.clip_by_value(grads(), t))
     assert clip(tf.constant(1.0))[0].numpy().tolist() == [1.0, 1.0]
-    with pytest.raises(tf.errors.InvalidArgumentError, match=msg("Argument `clipvalue` must be a finite number in (0, inf)")):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=msg("Argument `clipvalue` must be a finite number in (0, inf)")
+    ):
         clip(tf.constant(-1.0))

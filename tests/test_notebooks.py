@@ -1,5 +1,6 @@
 """What the committed notebooks contain, and what they cost to run (see tools/run_notebooks.py)."""
 
+import hashlib
 import json
 import os
 import re
@@ -80,6 +81,39 @@ def _other_onednn_setting() -> str:
         return "0"
 
 
+VERIFIED = NOTEBOOKS / "OTHER_KERNELS.sha256"  # notebooks whose stored outputs passed nbval on the other kernels
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _verified(setting: str) -> dict[str, str]:
+    """``{notebook name: sha256}`` of the notebooks already checked with this TF_ENABLE_ONEDNN_OPTS setting."""
+    if not VERIFIED.exists():
+        return {}
+    rows = re.findall(r"^([0-9a-f]{64})  (\S+\.ipynb)  TF_ENABLE_ONEDNN_OPTS=(\d)$", VERIFIED.read_text(), re.M)
+    return {name: digest for digest, name, s in rows if s == setting}
+
+
+def _record_verified(setting: str, paths) -> None:
+    known = {}
+    if VERIFIED.exists():
+        known = {
+            (name, s): digest
+            for digest, name, s in re.findall(
+                r"^([0-9a-f]{64})  (\S+\.ipynb)  TF_ENABLE_ONEDNN_OPTS=(\d)$", VERIFIED.read_text(), re.M
+            )
+        }
+    known.update({(p.name, setting): _sha256(p) for p in paths})
+    lines = [f"{d}  {name}  TF_ENABLE_ONEDNN_OPTS={s}" for (name, s), d in sorted(known.items())]
+    header = (
+        "# Notebooks whose stored outputs passed nbval with the other oneDNN float kernels\n"
+        "# (tests/test_notebooks.py::test_stored_outputs_do_not_depend_on_float_kernels writes this file).\n"
+    )
+    VERIFIED.write_text(header + "\n".join(lines) + "\n")
+
+
 @pytest.mark.skipif(os.environ.get(NESTED) == "1", reason="already inside the nested nbval run")
 def test_stored_outputs_do_not_depend_on_float_kernels():
     """The stored outputs must not depend on the CPU's float kernels.
@@ -88,12 +122,29 @@ def test_stored_outputs_do_not_depend_on_float_kernels():
     the last bits, and an exploding run amplifies that at every step: a checked cell must print only what
     holds with a wide margin (chaotic figures go in `# NBVAL_IGNORE_OUTPUT` cells). Switching oneDNN
     (`TF_ENABLE_ONEDNN_OPTS`) takes another kernel path with other rounding, a stand-in for another CPU:
-    nbval over notebooks/ must pass there too. It runs in a subprocess with the same python and the same
-    addopts (pyproject.toml), on notebooks/ only, so it does not collect this test again.
+    nbval must pass there too. It runs in a subprocess with the same python and the same addopts
+    (pyproject.toml), on the notebooks only, so it does not collect this test again.
+
+    Only notebooks that changed since they last passed there run (notebooks/OTHER_KERNELS.sha256 keeps the
+    sha256 of each notebook file that passed, per setting): the whole run costs about 5 minutes, and a
+    notebook's sensitivity to rounding comes from what its cells compute and print. A change in gradlab
+    that alters a notebook's numbers changes its stored outputs, and so its hash, when it is re-executed.
     """
     setting = _other_onednn_setting()
+    verified = _verified(setting)
+    changed = [p for p in PATHS if verified.get(p.name) != _sha256(p)]
+    if changed:
+        _nbval_on_other_kernels(setting, changed)
+    unverified = [p.name for p in PATHS if _verified(setting).get(p.name) != _sha256(p)]
+    assert unverified == [], f"not checked with TF_ENABLE_ONEDNN_OPTS={setting}: {unverified}"
+
+
+def _nbval_on_other_kernels(setting: str, changed) -> None:
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=setting, **{NESTED: "1"})
-    command = [sys.executable, "-m", "pytest", "notebooks/", "-p", "no:cacheprovider", "-q"]
+    targets = [str(p.relative_to(NOTEBOOKS.parent)) for p in changed]
+    command = [sys.executable, "-m", "pytest", *targets, "-p", "no:cacheprovider", "-q"]
     run = subprocess.run(command, cwd=NOTEBOOKS.parent, env=env, capture_output=True, text=True, timeout=1800)
     tail = (run.stdout + run.stderr)[-4000:]
     assert run.returncode == 0, f"nbval with TF_ENABLE_ONEDNN_OPTS={setting} failed (exit {run.returncode}):\n{tail}"
+    assert re.search(r"\d+ passed", run.stdout), tail
+    _record_verified(setting, changed)
