@@ -31,6 +31,7 @@ def number(
     low_open: bool = True,
     high_open: bool = False,
     integer: bool = False,
+    python: bool = False,
 ):
     """Check a number against an interval and return it as float or int.
 
@@ -38,20 +39,32 @@ def number(
     stays live): where its value is known (eager execution) it is read and
     checked now; inside a graph the returned tensor carries an assertion that
     fails, naming the argument, when the graph runs with a value out of range.
+    With ``python=True`` (implied by ``integer=True``: sizes, counts, seeds)
+    only a Python number is allowed, since the value shapes what is built.
     """
     lo = "(" if low_open else "["
     hi = ")" if high_open or high is None else "]"
     interval = f"{lo}{'-inf' if low is None else _fmt(low)}, {'inf' if high is None else _fmt(high)}{hi}"
+    kind = "an integer" if integer else "a number"
     if is_symbolic(value):
-        return _tensor(name, value, low, high, low_open, high_open, integer, interval)
+        if integer or python:
+            shown = value
+            if tf.executing_eagerly() and tf.TensorShape(value.shape).rank == 0:
+                shown = value.numpy().item()
+            what = "tf.Variable" if isinstance(value, tf.Variable) or hasattr(value, "_value") else "tf.Tensor"
+            py = "int" if integer else "float"
+            raise ValueError(
+                f"Argument `{name}` must be {kind} in {interval} (a Python {py}, not a tensor). "
+                f"Received: {name}={shown!r} (a {what})"
+            )
+        return _tensor(name, value, low, high, low_open, high_open, interval)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        kind = "an integer" if integer else "a number"
         raise _fail(name, kind, value)
-    if integer and int(value) != value:
-        raise _fail(name, "an integer", value)
     v = float(value)
     if math.isnan(v) or math.isinf(v):
-        raise _fail(name, f"a finite number in {interval}", value)
+        raise _fail(name, f"{'an integer' if integer else 'a finite number'} in {interval}", value)
+    if integer and int(value) != value:
+        raise _fail(name, "an integer", value)
     if low is not None and (v < low or (low_open and v == low)):
         raise _fail(name, f"in {interval}", value)
     if high is not None and (v > high or (high_open and v == high)):
@@ -59,15 +72,13 @@ def number(
     return int(value) if integer else v
 
 
-def _tensor(name, value, low, high, low_open, high_open, integer, interval):
+def _tensor(name, value, low, high, low_open, high_open, interval):
     """:func:`number` for a tensor or variable (see there)."""
     dtype = tf.as_dtype(value.dtype)
     if not dtype.is_floating and not dtype.is_integer:
         raise _fail(name, "a real number", value)
     if tf.TensorShape(value.shape).rank not in (None, 0):
         raise _fail(name, "a scalar", value)
-    if integer and not dtype.is_integer:
-        raise _fail(name, "an integer", value)
     if tf.executing_eagerly():  # the value is known: check it as a number, keep the tensor
         try:
             number(name, value.numpy().item(), low=low, high=high, low_open=low_open, high_open=high_open)

@@ -65,10 +65,16 @@ class AutoClip:
     def __call__(self, grads, variables=None):
         grads = _checks.grad_list(grads)
         norm = global_norm(grads)
-        return _apply_bound(grads, norm, self.update(norm, self.percentile))
+        return _apply_bound(grads, norm, self._update(norm, self.percentile))
 
     def update(self, norm, percentile):
-        """Add ``norm`` to the history and return the new bound (float32)."""
+        """Add ``norm`` to the history and return the new bound (float32).
+
+        ``percentile`` in (0, 100] (a number, or a tensor checked when known).
+        """
+        return self._update(norm, check_percentile(percentile))
+
+    def _update(self, norm, percentile):
         size = self.history_size
         scatter(self.history, [[self.count % size]], tf.reshape(tf.cast(norm, tf.float32), [1]))
         self.count.assign_add(1)
@@ -121,7 +127,7 @@ class ZClip:
             float(_checks.number("z_threshold", z_threshold)), "zclip_z_threshold", tf.float32
         )
         self.warmup = check_warmup(warmup)
-        self.eps = _checks.number("eps", eps)
+        self.eps = _checks.number("eps", eps, python=True)
         self.buffer = state_variable(tf.zeros([self.warmup]), "zclip_warmup_norms")
         self.count = state_variable(0, "zclip_count", tf.int64)
         self.mean = state_variable(0.0, "zclip_mean")
@@ -181,7 +187,7 @@ def check_percentile(p):
 
 
 def check_alpha(alpha, name="alpha"):
-    return _checks.number(name, alpha, low=0.0, high=1.0, high_open=True)
+    return _checks.number(name, alpha, low=0.0, high=1.0, high_open=True, python=True)
 
 
 def check_warmup(warmup, name="warmup"):

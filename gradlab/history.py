@@ -8,8 +8,13 @@ rows are training steps, columns of the per-layer arrays are ``layer_names``.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+import os
 
 import numpy as np
+
+from gradlab import _checks
 
 __all__ = ["History", "SCALARS"]
 
@@ -26,6 +31,42 @@ SCALARS = (
     "bound",  # global-norm bound in force (computed for autoclip/zclip; inf if none)
 )
 PER_LAYER = ("layer_norm_before", "layer_norm_after", "update_ratio")
+
+
+# ---------------------------------------------------------------- argument checks
+# Shared by the modules that show or build things around a History (problems, plots,
+# report, widgets): unlike `_checks.number`, they take Python values only (a size,
+# a window or a flag that is a tensor is a mistake there, not a value for a graph).
+def _number(name: str, value, **kwargs):
+    """`_checks.number` for a Python (or numpy) number; tensors and variables are refused."""
+    if _checks.is_symbolic(value):
+        kind = "an integer" if kwargs.get("integer") else "a number"
+        raise _checks._fail(name, f"{kind} (a Python value, not a tensor)", value)
+    real = isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)
+    if kwargs.get("integer") and real and not math.isfinite(value):
+        raise _checks._fail(name, "an integer", value)  # before int(value), which fails on nan and inf
+    return _checks.number(name, value, **kwargs)
+
+
+def _size(name: str, value, low: int = 1):
+    """An integer >= ``low`` (a count, a size, a number of steps)."""
+    return _number(name, value, low=low, low_open=False, integer=True)
+
+
+def _text(name: str, value) -> str:
+    if not isinstance(value, str):
+        raise _checks._fail(name, "a string", value)
+    return value
+
+
+def _names(name: str, value) -> list:
+    """A list or tuple of strings (not one string, which would be split into letters)."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise _checks._fail(name, "a list or tuple of strings", value)
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise _checks._fail(f"{name}[{i}]", "a string", item)
+    return list(value)
 
 
 @dataclasses.dataclass
@@ -58,8 +99,28 @@ class History:
     mode_names: tuple
     label: str = ""
 
+    def __post_init__(self):
+        n = len(self.loss) if hasattr(self.loss, "__len__") else None
+        for k in SCALARS:
+            shape = np.shape(getattr(self, k))
+            if len(shape) != 1 or shape[0] != n:
+                raise ValueError(
+                    f"Argument `{k}` must be a 1-D array with one value per step, as long as `loss` ({n}). "
+                    f"Received: {k} of shape {shape}"
+                )
+        layers = len(self.layer_names) if isinstance(self.layer_names, (list, tuple)) else None
+        for k in PER_LAYER:
+            shape = np.shape(getattr(self, k))
+            if shape != (n, layers):
+                raise ValueError(
+                    f"Argument `{k}` must be an array of shape (steps, layers) = ({n}, {layers}). "
+                    f"Received: {k} of shape {shape}"
+                )
+
     @classmethod
     def empty(cls, layer_names, mode_names, label=""):
+        layer_names, mode_names = _names("layer_names", layer_names), _names("mode_names", mode_names)
+        label = _text("label", label)
         n = len(layer_names)
         scalars = {k: np.zeros(0, np.float64) for k in SCALARS}
         layers = {k: np.zeros((0, n), np.float64) for k in PER_LAYER}
@@ -68,18 +129,35 @@ class History:
     @classmethod
     def from_rows(cls, rows: np.ndarray, layer_names, mode_names, label=""):
         """Build from the packed rows a compiled step writes: scalars, then 3 x layers."""
-        rows = np.asarray(rows, np.float64)
+        layer_names, mode_names = _names("layer_names", layer_names), _names("mode_names", mode_names)
+        label = _text("label", label)
         n, s = len(layer_names), len(SCALARS)
+        try:
+            rows = np.asarray(rows, np.float64)
+        except (TypeError, ValueError):
+            raise _checks._fail("rows", "a 2-D array of numbers", rows) from None
+        if rows.ndim != 2 or rows.shape[1] != s + 3 * n:
+            raise ValueError(
+                f"Argument `rows` must be a 2-D array of shape (steps, {s + 3 * n}): {s} scalars, then 3 x "
+                f"{n} per-layer values. Received: rows of shape {rows.shape}"
+            )
         scalars = {k: rows[:, i] for i, k in enumerate(SCALARS)}
         layers = {k: rows[:, s + j * n : s + (j + 1) * n] for j, k in enumerate(PER_LAYER)}
         return cls(**scalars, **layers, layer_names=list(layer_names), mode_names=tuple(mode_names), label=label)
 
     def extend(self, other: History) -> History:
-        """Append the steps of ``other`` (same layers) in place; return self."""
+        """Append the steps of ``other`` (same layers and modes) in place; return self."""
+        if not isinstance(other, History):
+            raise _checks._fail("other", "a gradlab History", other)
         if list(other.layer_names) != list(self.layer_names):
             raise ValueError(
-                "Argument `other` must record the same layers. "
-                f"Received: layer_names={other.layer_names}, expected {self.layer_names}"
+                f"Argument `other` must record the same layers, {list(self.layer_names)}. "
+                f"Received: other.layer_names={list(other.layer_names)}"
+            )
+        if tuple(other.mode_names) != tuple(self.mode_names):
+            raise ValueError(
+                f"Argument `other` must number its modes the same way, {tuple(self.mode_names)}. "
+                f"Received: other.mode_names={tuple(other.mode_names)}"
             )
         for k in SCALARS + PER_LAYER:
             setattr(self, k, np.concatenate([getattr(self, k), getattr(other, k)]))
@@ -87,6 +165,9 @@ class History:
 
     def __len__(self) -> int:
         return len(self.loss)
+
+    def __repr__(self) -> str:  # short: the arrays are read with to_pandas() or as attributes
+        return f"History(label={self.label!r}, steps={len(self)}, layer_names={list(self.layer_names)!r})"
 
     @property
     def steps(self) -> np.ndarray:
@@ -132,9 +213,12 @@ class History:
 
         Returns ``logdir``. Non-finite values (skipped steps) are written as they are.
         """
+        path = os.fspath(logdir) if isinstance(logdir, os.PathLike) else logdir
+        if not isinstance(path, str) or not path:
+            raise _checks._fail("logdir", "a directory path (a non-empty string or os.PathLike)", logdir)
         import tensorflow as tf
 
-        writer = tf.summary.create_file_writer(logdir)
+        writer = tf.summary.create_file_writer(path)
         with writer.as_default():
             for t in range(len(self)):
                 for k in SCALARS:

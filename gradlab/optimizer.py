@@ -19,9 +19,12 @@ batches. AutoClip and ZClip keep one state, updated from the summed gradient.
 
 from __future__ import annotations
 
+import inspect
+
 import keras
 import tensorflow as tf
 
+from gradlab import _checks
 from gradlab._state import state_variable
 from gradlab.recording import Recorder, Update, measure_update, weights_before
 from gradlab.scaling import merge_duplicates
@@ -127,6 +130,14 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
                     f"that build one. Received: scaler={scaler!r} and {given or scaler_options or {'nonfinite': nonfinite}}"
                 )
         else:
+            allowed = [p.name for p in inspect.signature(Scaler).parameters.values() if p.kind is p.KEYWORD_ONLY]
+            for key, value in scaler_options.items():
+                if key not in allowed:
+                    listed = ", ".join(repr(a) for a in allowed)
+                    raise ValueError(
+                        f"Unknown option `{key}` for ScaledOptimizer (its further options go to gradlab.Scaler). "
+                        f"Expected one of: {listed}. Received: {key}={value!r}"
+                    )
             if mode is None and transform is None:
                 mode = "global_norm"
             scaler = Scaler(mode, threshold, transform=transform, nonfinite=nonfinite, **scaler_options)
@@ -146,6 +157,12 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
 
     def start_recording(self, variables, capacity: int = 1024) -> Recorder:
         """Record gradlab's statistics in every later traced step (see ``GradientStats``)."""
+        if isinstance(variables, (tf.Tensor, tf.Variable)) or not isinstance(variables, (list, tuple)) or not variables:
+            raise ValueError(
+                "Argument `variables` must be a list of the model's trainable variables, not empty. "
+                f"Received: variables={variables!r}"
+            )
+        capacity = _checks.number("capacity", capacity, low=1, low_open=False, integer=True)
         self.recorder = Recorder(list(variables), capacity)
         return self.recorder
 
@@ -201,7 +218,8 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
                     "built. Call `optimizer.build(trainable_variables)` first."
                 )
             trainable_variables = self._trainable_variables
-        trainable_variables = list(trainable_variables)
+        grads = _checks.grad_list(grads)
+        trainable_variables = _checks.variable_list(trainable_variables, grads)
         if not self.built:
             with keras.name_scope(self.name, caller=self):
                 self.build(trainable_variables)

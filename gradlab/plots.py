@@ -11,7 +11,9 @@ This module reads :class:`~gradlab.history.History` only; it never trains.
 
 from __future__ import annotations
 
+import html
 import math
+import reprlib
 import time
 
 import numpy as np
@@ -19,7 +21,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from gradlab.history import History
+from gradlab import _checks
+from gradlab.history import History, _number, _size, _text
 
 __all__ = [
     "LiveFigure",
@@ -36,16 +39,42 @@ PALETTE = qualitative.Plotly
 BEFORE, AFTER, BOUND, SKIP = "#9aa0a6", "#1f77b4", "#ff7f0e", "#d62728"
 
 
-def _list(histories) -> list[History]:
+_short = reprlib.Repr()
+_short.maxlist = _short.maxtuple = 4
+_short.maxstring = _short.maxother = 80
+
+_HISTORIES = "a gradlab History or a non-empty list of them"
+
+
+def _list(histories, name: str = "histories") -> list[History]:
+    """A History, or a non-empty list (or other iterable, not a string) of them, as a list."""
     if isinstance(histories, History):
         return [histories]
-    histories = list(histories)
-    if not histories or not all(isinstance(h, History) for h in histories):
-        raise ValueError(
-            "Argument `histories` must be a gradlab History or a non-empty list of them. "
-            f"Received: {type(histories).__name__}"
-        )
+    given = histories
+    if not isinstance(histories, (str, bytes)) and hasattr(histories, "__iter__"):
+        histories = list(histories)
+    if not isinstance(histories, list) or not histories:
+        raise ValueError(f"Argument `{name}` must be {_HISTORIES}. Received: {name}={_short.repr(given)}")
+    for i, h in enumerate(histories):
+        if not isinstance(h, History):
+            raise ValueError(f"Argument `{name}` must be {_HISTORIES}. Received: {name}[{i}]={_short.repr(h)}")
     return histories
+
+
+def _one(history, name: str = "history") -> History:
+    """One History (or a list holding exactly one), for the figures of a single run."""
+    if isinstance(history, (list, tuple)) and len(history) == 1 and isinstance(history[0], History):
+        return history[0]
+    if not isinstance(history, History):
+        raise ValueError(
+            f"Argument `{name}` must be one gradlab History (this figure shows one run; "
+            f"overview() overlays several). Received: {name}={_short.repr(history)}"
+        )
+    return history
+
+
+def _window(window) -> int:
+    return _size("window", window)
 
 
 def finite(a) -> list:
@@ -73,6 +102,7 @@ def _window_sums(a: np.ndarray, window: int) -> np.ndarray:
 
 def clip_rate(h: History, window: int = 20) -> np.ndarray:
     """Rolling fraction of clipped steps over the last ``window`` steps, skipped steps left out."""
+    h, window = _one(h, "h"), _window(window)
     counted = h.skipped <= 0
     clipped = _window_sums(np.where(counted, h.clipped, 0.0), window)
     n = _window_sums(counted.astype(np.float64), window)
@@ -102,7 +132,7 @@ def _top(values, default=1.0):
 
 def loss_figure(histories, log_y: bool = True) -> go.Figure:
     """Training loss per step, one line per run."""
-    hs = _list(histories)
+    hs, log_y = _list(histories), _checks.boolean("log_y", log_y)
     fig = go.Figure()
     for i, h in enumerate(hs):
         fig.add_scatter(
@@ -120,7 +150,7 @@ def norm_figure(history: History, log_y: bool = True) -> go.Figure:
     The bound is drawn as a step line that follows every change of threshold
     (and the bound AutoClip/ZClip computed); skipped steps are red crosses.
     """
-    (h,) = _list(history)
+    h, log_y = _one(history), _checks.boolean("log_y", log_y)
     fig = go.Figure()
     for trace in _norm_traces(h):
         fig.add_trace(trace)
@@ -155,7 +185,7 @@ def _norm_traces(h: History, showlegend=True):
 
 def clip_rate_figure(histories, window: int = 20) -> go.Figure:
     """Rolling clip rate (fraction of steps where scaling changed the gradients)."""
-    hs = _list(histories)
+    hs, window = _list(histories), _window(window)
     fig = go.Figure()
     for i, h in enumerate(hs):
         fig.add_scatter(
@@ -173,12 +203,9 @@ def clip_rate_figure(histories, window: int = 20) -> go.Figure:
 
 def layer_heatmap(history: History, which: str = "before") -> go.Figure:
     """Per-layer gradient norms (log10), layers x steps. ``which``: before, after or ratio."""
-    (h,) = _list(history)
+    h = _one(history)
     field = {"before": "layer_norm_before", "after": "layer_norm_after", "ratio": "update_ratio"}
-    if which not in field:
-        raise ValueError(
-            f"Unknown which {which!r}. Expected one of: 'before', 'after', 'ratio'. Received: which={which!r}"
-        )
+    which = _checks.choice("which", which, tuple(field))
     z = np.asarray(getattr(h, field[which]), float).T
     with np.errstate(divide="ignore", invalid="ignore"):
         logz = np.where((z > 0) & np.isfinite(z), np.log10(np.where(z > 0, z, 1.0)), np.nan)
@@ -207,7 +234,7 @@ def overview(histories, window: int = 20, log_loss: bool = True) -> go.Figure:
     One run: norms before and after with the bound. Several runs: their losses,
     post-scaling norms and clip rates overlaid, one colour per run.
     """
-    hs = _list(histories)
+    hs, window, log_loss = _list(histories), _window(window), _checks.boolean("log_loss", log_loss)
     fig = make_subplots(
         rows=3,
         cols=1,
@@ -276,8 +303,10 @@ class LiveFigure:
     """
 
     def __init__(self, window: int = 20, height: int = 560, max_points: int = 1000, patience: float = 2.0):
-        self.window = window
-        self.max_points = max_points
+        self.window = _window(window)
+        _number("height", height, low=10, low_open=False)  # plotly's least height
+        self.max_points = _size("max_points", max_points)
+        _number("patience", patience, low=0, low_open=False)
         self.patience = patience
         self._sent = self._drawn = -math.inf  # when the last frame was sent, and reported drawn
         self._took = 0.0  # how long the browser took to draw the last frame
@@ -302,6 +331,7 @@ class LiveFigure:
         the last fifth, evenly spaced before), so a redraw stays fast; skipped steps
         are always all marked.
         """
+        h = _one(h, "h")
         keep = _thin(len(h), self.max_points)
         x = h.steps[keep].astype(np.int32)
         skipped = h.steps[h.skipped > 0].astype(np.int32)
@@ -359,7 +389,10 @@ def svg_overview(history: History, width: int = 720, height: int = 300, title: s
     Needs no JavaScript, so it shows where widgets and plotly.js do not (GitHub,
     nbconvert): the lab's static fallback.
     """
-    (h,) = _list(history)
+    h = _one(history)
+    _number("width", width, low=60)  # two panels and their margins
+    _number("height", height, low=70)
+    title = html.escape(_text("title", title), quote=False)
     pw, ph, pad = (width - 60) / 2, height - 70, 30
 
     def panel(x0, series, label):

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from gradlab import _checks
+from gradlab.history import _number, _size, _text
 
 __all__ = ["PROBLEMS", "Problem", "deep_mlp", "digits", "imbalanced_digits", "make_problem", "wide_mlp"]
 
@@ -40,6 +41,23 @@ class Problem:
     seed: int
     description: str
 
+    def __post_init__(self):
+        _text("name", self.name)
+        for k in ("x", "y"):
+            if not hasattr(getattr(self, k), "__len__"):
+                raise _checks._fail(k, "an array with one row per sample", getattr(self, k))
+        if len(self.x) != len(self.y):
+            raise ValueError(
+                "Arguments `x` and `y` must hold the same number of samples. "
+                f"Received: len(x)={len(self.x)}, len(y)={len(self.y)}"
+            )
+        if not callable(self.build):
+            raise _checks._fail("build", "a function returning a new Keras model", self.build)
+        if not (callable(self.loss) or isinstance(self.loss, str)):
+            raise _checks._fail("loss", "a Keras loss (a name, or callable as loss(y_true, y_pred))", self.loss)
+        _seed(self.seed)
+        _text("description", self.description)
+
     def model(self) -> keras.Model:
         """A fresh model; every call gives the same initial weights."""
         keras.utils.set_random_seed(self.seed)
@@ -52,7 +70,7 @@ def deep_mlp(seed: int = 0, depth: int = 8, width: int = 32, samples: int = 1024
     With plain SGD its gradient norms stay moderate at a learning rate of 0.01 and
     explode (loss diverges) at 0.5 and above without clipping.
     """
-    depth = _checks.number("depth", depth, low=1, low_open=False, integer=True)
+    seed, depth, width, samples = _seed(seed), _size("depth", depth), _size("width", width), _size("samples", samples)
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(samples, 16)).astype("float32")
     w = rng.normal(size=(16, 1)).astype("float32")
@@ -81,6 +99,8 @@ def deep_mlp(seed: int = 0, depth: int = 8, width: int = 32, samples: int = 1024
 
 def wide_mlp(seed: int = 0, samples: int = 2048, width: int = 1024) -> Problem:
     """A ReLU MLP of about 1M parameters on synthetic 10-class data (benchmarks)."""
+    seed, samples = _seed(seed), _size("samples", samples)
+    width = _size("width", width, low=2)  # the second hidden layer has width // 2 units
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(samples, 256)).astype("float32")
     y = rng.integers(0, 10, size=(samples,)).astype("int32")
@@ -101,6 +121,7 @@ def wide_mlp(seed: int = 0, samples: int = 2048, width: int = 1024) -> Problem:
 
 def digits(seed: int = 0) -> Problem:
     """scikit-learn's bundled 8x8 digits (1,797 images), a small MLP classifier."""
+    seed = _seed(seed)
     from sklearn.datasets import load_digits
 
     data = load_digits()
@@ -116,7 +137,8 @@ def imbalanced_digits(seed: int = 0, keep: float = 0.1) -> Problem:
     Class 0 then dominates the gradient of the output layer: the setting the
     article has in mind for selective (per-layer) scaling.
     """
-    keep = _checks.number("keep", keep, low=0.0, high=1.0)
+    seed = _seed(seed)
+    keep = _number("keep", keep, low=0.0, high=1.0)
     base = digits(seed)
     rng = np.random.default_rng(seed + 1)
     mask = (base.y == 0) | (rng.random(len(base.y)) < keep)
@@ -129,6 +151,11 @@ def imbalanced_digits(seed: int = 0, keep: float = 0.1) -> Problem:
         seed,
         f"digits with classes 1-9 kept at {keep:.0%}",
     )
+
+
+def _seed(seed) -> int:
+    """A seed for numpy and Keras: an integer >= 0."""
+    return _size("seed", seed, low=0)
 
 
 def _digits_model():
@@ -151,4 +178,5 @@ PROBLEMS = {"deep_mlp": deep_mlp, "digits": digits, "imbalanced_digits": imbalan
 
 def make_problem(name: str, seed: int = 0) -> Problem:
     """Build a registered problem by name."""
-    return PROBLEMS[_checks.choice("problem", name, tuple(PROBLEMS))](seed=seed)
+    name = _checks.choice("problem", name, tuple(PROBLEMS))
+    return PROBLEMS[name](seed=_seed(seed))

@@ -13,21 +13,23 @@ from __future__ import annotations
 import argparse
 import html
 import math
+import os
 import time
 
 import keras
 
-from gradlab import plots
-from gradlab.history import History
+from gradlab import _checks, plots
+from gradlab.history import History, _number, _size, _text
 from gradlab.problems import PROBLEMS, make_problem
 from gradlab.training import compare
-from gradlab.transforms import MODE_NAMES
+from gradlab.transforms import MODE_NAMES, check_mode, check_threshold
 
 __all__ = ["main", "summary_table", "write_report"]
 
 
 def summary_table(histories: list[History]) -> str:
     """An HTML table of each run's summary."""
+    histories = plots._list(histories)
     head = ["run", "steps", "final loss", "mean clip rate", "skipped", "median norm", "p90 norm", "max norm"]
     rows = []
     for h in histories:
@@ -60,6 +62,9 @@ def _fmt(v):
 
 def write_report(histories: list[History], path: str, title: str = "gradlab report", note: str = "") -> str:
     """Write the comparison of ``histories`` to ``path`` (standalone HTML); return the path."""
+    histories = plots._list(histories)
+    _check_path(path)
+    title, note = _text("title", title), _text("note", note)
     figures = [plots.overview(histories)]
     figures += [
         plots.layer_heatmap(h).update_layout(title=f"Gradient norm per layer: {h.label}", height=300) for h in histories
@@ -80,9 +85,55 @@ table.summary td,table.summary th{{border:1px solid #ccc;padding:4px 10px;text-a
     return path
 
 
+def _check_path(path, name="path"):
+    """A file path whose folder exists (checked before any figure is built)."""
+    target = os.fspath(path) if isinstance(path, os.PathLike) else path
+    if not isinstance(target, str) or not target:
+        raise _checks._fail(name, "a file path (a non-empty string or os.PathLike)", path)
+    if os.path.isdir(target):
+        raise _checks._fail(name, "a file path, not a directory", path)
+    folder = os.path.dirname(target) or "."
+    if not os.path.isdir(folder):
+        raise _checks._fail(name, f"a file path in an existing directory ({folder!r} does not exist)", path)
+    return target
+
+
+def _parse_modes(modes: str) -> list:
+    """``"none,global_norm=0.5"`` as compare's runs: ``["none", ("global_norm", 0.5)]``, every one checked."""
+    runs = []
+    for item in filter(None, (m.strip() for m in modes.split(","))):
+        mode, eq, threshold = (part.strip() for part in item.partition("="))
+        try:
+            check_mode(mode)
+        except ValueError:
+            raise ValueError(
+                f"Unknown mode {mode!r} in `--modes`. Expected comma-separated modes from: "
+                f"{', '.join(repr(m) for m in MODE_NAMES)}, each optionally mode=threshold. Received: --modes={modes!r}"
+            ) from None
+        if not eq:
+            runs.append(mode)
+            continue
+        try:
+            value = float(threshold)
+        except ValueError:
+            value = threshold
+        try:
+            runs.append((mode, check_threshold(mode, value)))
+        except ValueError as err:
+            raise ValueError(f"{err}, in --modes={modes!r}") from None
+    if not runs:
+        raise ValueError(f"Argument `--modes` must name at least one mode. Received: --modes={modes!r}")
+    return runs
+
+
 def main(argv=None) -> int:
+    """``python -m gradlab report``; every argument is checked before a model is built.
+
+    A bad argument ends the program as argparse does (usage, the Keras-form message
+    on stderr, exit status 2) before anything is built or trained.
+    """
     parser = argparse.ArgumentParser(prog="python -m gradlab report", description="Compare gradient scaling modes.")
-    parser.add_argument("--problem", default="deep_mlp", choices=sorted(PROBLEMS))
+    parser.add_argument("--problem", default="deep_mlp", help=f"one of: {', '.join(PROBLEMS)}")
     parser.add_argument(
         "--modes",
         default="none,global_norm,norm,value,agc,autoclip,zclip",
@@ -94,11 +145,22 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="gradlab_report.html")
     args = parser.parse_args(argv)
-    runs = []
-    for item in filter(None, (m.strip() for m in args.modes.split(","))):
-        mode, _, threshold = item.partition("=")
-        runs.append((mode, float(threshold)) if threshold else mode)
-    problem = make_problem(args.problem, seed=args.seed)
+    try:
+        _checks.choice("--problem", args.problem, tuple(PROBLEMS), what="problem")
+        runs = _parse_modes(args.modes)
+        _size("--steps", args.steps)
+        _number("--lr", args.lr)
+        _size("--batch-size", args.batch_size)
+        _size("--seed", args.seed, low=0)
+        _check_path(args.out, "--out")
+    except ValueError as err:
+        parser.error(str(err))
+    problem = make_problem(args.problem, seed=args.seed)  # data only; the model is built by compare
+    if args.batch_size > len(problem.x):
+        parser.error(
+            f"Argument `--batch-size` must be at most the number of samples of {args.problem} ({len(problem.x)}). "
+            f"Received: --batch-size={args.batch_size}"
+        )
     start = time.perf_counter()
     histories = compare(
         problem,

@@ -18,6 +18,7 @@ effect at the next step and never retraces.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import time
@@ -46,6 +47,8 @@ def setup(seed: int = 0, deterministic: bool = True, quiet: bool = True) -> None
     :class:`Trainer`'s ``jit_compile=True`` still compiles with XLA.
     """
     seed = _checks.number("seed", seed, low=0, low_open=False, integer=True)
+    deterministic = _checks.boolean("deterministic", deterministic)
+    quiet = _checks.boolean("quiet", quiet)
     if quiet:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         tf.get_logger().setLevel("ERROR")
@@ -131,6 +134,9 @@ class Trainer:
                 )
         if scaler is not None and not isinstance(scaler, Scaler):
             raise ValueError(f"Argument `scaler` must be a gradlab.Scaler. Received: scaler={scaler!r}")
+        _checks.boolean("jit_compile", jit_compile)
+        if not isinstance(label, str):
+            raise ValueError(f"Argument `label` must be a string. Received: label={label!r}")
         self.model = model
         self.loss = check_loss(loss)
         self.optimizer = optimizer
@@ -278,6 +284,7 @@ class Trainer:
         """The iterator over this data, reused when the same data comes again."""
         if dataset is None:
             n = check_arrays(x, y)
+            _check_input_shape(self.model, "x", getattr(x, "shape", None))
             if n < batch_size:
                 raise ValueError(
                     f"Argument `batch_size` must be at most the number of samples ({n}). "
@@ -293,6 +300,12 @@ class Trainer:
                 f"{type(y).__name__} and a dataset"
             )
         else:
+            spec = dataset.element_spec
+            if not isinstance(spec, tuple) or len(spec) < 2:
+                raise ValueError(
+                    f"Argument `dataset` must yield (x, y) batches. Received: a dataset whose elements are {spec!r}"
+                )
+            _check_input_shape(self.model, "dataset", getattr(spec[0], "shape", None))
             key = (id(dataset),)
         if getattr(self, "_source", (None,))[0] != key:
             ds = _dataset(x, y, batch_size, shuffle, seed) if dataset is None else dataset.repeat()
@@ -350,7 +363,9 @@ class Trainer:
                 f"Argument `on_flush` must be None or a function fn(history). Received: on_flush={on_flush!r}"
             )
         flush_every = self.recorder.capacity if flush_every is None else flush_every
-        flush_every = _checks.number("flush_every", flush_every, low=1, high=self.recorder.capacity, integer=True)
+        flush_every = _checks.number(
+            "flush_every", flush_every, low=1, low_open=False, high=self.recorder.capacity, integer=True
+        )
         iterator = self._iterator(x, y, dataset, batch_size, shuffle, seed)
         run = History.empty(self.recorder.layer_names, MODE_NAMES, self.label)
         bar = _Progress(steps, self.label) if progress else None
@@ -410,6 +425,8 @@ class GradientStats(keras.callbacks.Callback):
     def __init__(self, capacity: int = 1024, label: str = ""):
         super().__init__()
         self.capacity = _checks.number("capacity", capacity, low=1, low_open=False, integer=True)
+        if not isinstance(label, str):
+            raise ValueError(f"Argument `label` must be a string. Received: label={label!r}")
         self.label = label
         self.history: History | None = None
         self._pending = 0
@@ -484,6 +501,14 @@ def compare(
             f"`lambda: keras.optimizers.SGD(0.1)`. Received: optimizer={optimizer!r}"
         )
     parsed = parse_runs(runs)
+    known = [p.name for p in inspect.signature(Trainer).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    for key, value in trainer_options.items():
+        if key not in known:
+            listed = ", ".join(repr(k) for k in known)
+            raise ValueError(
+                f"Unknown option `{key}` for compare (its further options go to gradlab.Trainer). "
+                f"Expected one of: {listed}. Received: {key}={value!r}"
+            )
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         _checks.number(name, value, low=1, low_open=False, integer=True)
     _checks.number("seed", seed, low=0, low_open=False, integer=True)
@@ -532,6 +557,20 @@ def parse_runs(runs) -> list[tuple[str, float, str]]:
         value = check_threshold(mode, threshold)
         parsed.append((mode, value, mode if threshold is None else f"{mode}={float(value):g}"))
     return parsed
+
+
+def _check_input_shape(model, name, shape):
+    """Check that samples of ``shape`` (with the batch axis) fit a model with one known input."""
+    inputs = getattr(model, "inputs", None)
+    if shape is None or not inputs or len(inputs) != 1 or getattr(inputs[0], "shape", None) is None:
+        return  # subclassed models and several inputs: Keras checks when the step is traced
+    expected = tf.TensorShape(inputs[0].shape)[1:]
+    got = tf.TensorShape(shape)
+    if got.rank is not None and not got[1:].is_compatible_with(expected):
+        raise ValueError(
+            f"Argument `{name}` must hold samples of the shape the model takes, "
+            f"{tuple([None] + expected.as_list())}. Received: {name} of shape {tuple(got.as_list())}"
+        )
 
 
 def check_loss(loss, name: str = "loss"):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 import re
 import threading
 from collections.abc import Callable
@@ -241,15 +242,15 @@ class Scaler:
             mode_name = check_mode("global_norm" if mode is None else mode)
             threshold = check_threshold(mode_name, threshold)
         self.nonfinite = _checks.choice("nonfinite", nonfinite, NONFINITE_POLICIES, what="nonfinite policy")
-        self.agc_eps = _checks.number("agc_eps", agc_eps)
-        self.normalize_eps = _checks.number("normalize_eps", normalize_eps)
+        self.agc_eps = _checks.number("agc_eps", agc_eps, python=True)
+        self.normalize_eps = _checks.number("normalize_eps", normalize_eps, python=True)
         self.autoclip = AutoClip(
             MODES["autoclip"].default, history_size=check_history_size(autoclip_history, "autoclip_history")
         )
         self.zclip = ZClip(
             alpha=check_alpha(zclip_alpha, "zclip_alpha"),
             warmup=check_warmup(zclip_warmup, "zclip_warmup"),
-            eps=_checks.number("zclip_eps", zclip_eps),
+            eps=_checks.number("zclip_eps", zclip_eps, python=True),
         )
         # Mode and threshold live in one variable, so that a step reads them in one read:
         # a change from another thread (set() writes both at once) never splits a step.
@@ -473,7 +474,7 @@ class Scaler:
             return ones, [u for u, _ in pairs], inf, tf.stack([s for _, s in pairs])
 
         def autoclip():
-            bound = self.autoclip.update(norm, t)
+            bound = self.autoclip._update(norm, t)  # t was checked when set
             return by(tf.fill([n], bound_factor(norm, bound)), bound)
 
         def zclip():
@@ -601,6 +602,9 @@ class Chain:
         self.transforms = [_check_transform(t, f"transforms[{i}]") for i, t in enumerate(transforms)]
 
     def __call__(self, grads, variables=None):
+        grads = _checks.grad_list(grads)
+        if variables is not None:
+            variables = _checks.variable_list(variables, grads)
         for t in self.transforms:
             grads = call_transform(t, grads, variables)
         return grads
@@ -708,6 +712,6 @@ class Selective:
 def _check_action(action, name):
     if isinstance(action, bool):
         raise ValueError(f"Argument `{name}` must be a finite number or a transform. Received: {name}={action!r}")
-    if isinstance(action, (int, float)):
+    if isinstance(action, numbers.Real):  # Python and numpy numbers
         return float(_checks.number(name, action, low=0.0, low_open=False))
     return _check_transform(action, name)

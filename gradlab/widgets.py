@@ -21,21 +21,28 @@ import time
 import ipywidgets as w
 import keras
 
-from gradlab import plots
+from gradlab import _checks, plots
+from gradlab.history import _number, _size
 from gradlab.problems import PROBLEMS, make_problem
 from gradlab.training import Trainer, compare
-from gradlab.transforms import MODE_NAMES, MODES, Scaler
+from gradlab.transforms import MODE_NAMES, MODES, Scaler, check_mode, check_threshold
 
 __all__ = ["Lab", "threshold_range"]
 
 
 def threshold_range(mode: str) -> tuple[float, float]:
     """Log10 range of the threshold slider for ``mode``."""
+    check_mode(mode)
     return {
         "autoclip": (0.0, 2.0),  # percentile 1..100
         "zclip": (-0.5, 1.0),  # z 0.3..10
         "agc": (-3.0, 0.0),  # clipping 0.001..1
     }.get(mode, (-3.0, 3.0))
+
+
+def _steps(steps):
+    """None (the slider's value) or an integer >= 1."""
+    return None if steps is None else _size("steps", steps)
 
 
 class Lab:
@@ -50,6 +57,9 @@ class Lab:
       chunk: steps per call of the compiled step between looks at the controls.
       redraw_ms: least time between two redraws.
       batch_size, seed: data batching and the seed of weights and data order.
+
+    Every argument is checked before anything is built (a bad one raises a
+    ``ValueError`` naming it); the sliders' ranges widen to hold the values given.
 
     Attributes:
       trainer: the :class:`gradlab.Trainer` running the model.
@@ -69,6 +79,13 @@ class Lab:
         batch_size: int = 32,
         seed: int = 0,
     ):
+        problem = _checks.choice("problem", problem, tuple(PROBLEMS))
+        mode = check_mode(mode)
+        check_threshold(mode, threshold)
+        learning_rate = _number("learning_rate", learning_rate)
+        steps, chunk, batch_size = _size("steps", steps), _size("chunk", chunk), _size("batch_size", batch_size)
+        _number("redraw_ms", redraw_ms, low=0, low_open=False)
+        seed = _size("seed", seed, low=0)
         self.scaler = Scaler(mode, threshold)
         self.chunk, self.redraw_ms, self.batch_size, self.seed = chunk, redraw_ms, batch_size, seed
         self._thread: threading.Thread | None = None
@@ -83,6 +100,8 @@ class Lab:
 
         lo, hi = threshold_range(mode)
         t = float(self.scaler.threshold.numpy())
+        # The sliders' ranges hold the values given (a slider clamps its value into its range).
+        log_t, log_lr = math.log10(t), math.log10(learning_rate)
         wide = {"description_width": "initial"}
         c = self.controls = {
             "problem": w.Dropdown(options=list(PROBLEMS), value=problem, description="problem", style=wide),
@@ -90,8 +109,8 @@ class Lab:
             "threshold": w.FloatLogSlider(
                 value=t,
                 base=10,
-                min=lo,
-                max=hi,
+                min=min(lo, log_t),
+                max=max(hi, log_t),
                 step=0.05,
                 description=MODES[mode].threshold_name,
                 readout_format=".3g",
@@ -101,8 +120,8 @@ class Lab:
             "learning_rate": w.FloatLogSlider(
                 value=learning_rate,
                 base=10,
-                min=-3,
-                max=0.5,
+                min=min(-3, log_lr),
+                max=max(0.5, log_lr),
                 step=0.05,
                 description="learning rate",
                 readout_format=".3g",
@@ -111,7 +130,7 @@ class Lab:
             ),
             "steps": w.IntSlider(
                 value=steps,
-                min=10,
+                min=min(10, steps),
                 max=max(2000, steps),
                 step=10,
                 description="steps",
@@ -142,7 +161,13 @@ class Lab:
 
     # ------------------------------------------------------------ state
     def _build(self):
-        self.problem = make_problem(self.controls["problem"].value, seed=self.seed)
+        problem = make_problem(self.controls["problem"].value, seed=self.seed)
+        if self.batch_size > len(problem.x):  # checked before the lab changes: it stays as it was
+            raise ValueError(
+                f"Argument `batch_size` must be at most the number of samples of problem "
+                f"{problem.name!r} ({len(problem.x)}). Received: batch_size={self.batch_size}"
+            )
+        self.problem = problem
         self.optimizer = keras.optimizers.SGD(self.controls["learning_rate"].value)
         self.trainer = Trainer(
             self.problem.model(), self.problem.loss, self.optimizer, self.scaler, label=self.controls["problem"].value
@@ -214,6 +239,7 @@ class Lab:
     # ------------------------------------------------------------ actions
     def run(self, steps: int | None = None, wait: bool = False) -> None:
         """Train ``steps`` more steps (the slider's value by default) in the background."""
+        steps, wait = _steps(steps), _checks.boolean("wait", wait)
         if self.running:
             return
         self._target = len(self.trainer.history) + (steps or self.controls["steps"].value)
@@ -248,6 +274,7 @@ class Lab:
 
     def compare_all(self, steps: int | None = None, wait: bool = False) -> None:
         """Run every mode (default thresholds) from identical weights; overlay them."""
+        steps, wait = _steps(steps), _checks.boolean("wait", wait)
         if self.running:
             return
         self._stop.clear()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from gradlab.exercises._common import say
@@ -18,8 +20,8 @@ def check_global_norm(history: History, step: int, answer) -> bool:
     """
     if not isinstance(history, History):
         return say(False, f"pass the History of a run (what Trainer.fit returns). Received: {type(history).__name__}")
-    if not 0 <= int(step) < len(history):
-        return say(False, f"step must be between 0 and {len(history) - 1}. Received: {step!r}")
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not 0 <= step < len(history):
+        return say(False, f"step must be an integer between 0 and {len(history) - 1}. Received: {step!r}")
     try:
         answer = float(answer)
     except (TypeError, ValueError):

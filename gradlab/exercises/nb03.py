@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradlab.exercises._common import say
-from gradlab.history import History
+from gradlab.history import History, _number
 
 __all__ = ["check_percentile_threshold"]
 
@@ -39,6 +39,7 @@ def check_percentile_threshold(threshold, run, q: float = 75) -> bool:
     Returns:
       ``True`` when ``threshold`` is within 0.1% of ``numpy.percentile(norms, q)``.
     """
+    _number("q", q, low=0, high=100, low_open=False)  # the exercise's setting, not the answer
     try:
         threshold = float(threshold)
     except (TypeError, ValueError):

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from gradlab.exercises._common import say
+from gradlab.history import _number, _size
 from gradlab.problems import deep_mlp
 from gradlab.training import compare
 
@@ -19,6 +20,10 @@ def check_rescue_threshold(threshold, learning_rate: float = 0.5, steps: int = 1
     steps and the given threshold; passes when the mean loss of the last 20
     steps is below ``target`` and no step was skipped.
     """
+    # The exercise's settings (not the reader's answer) are checked first.
+    _number("learning_rate", learning_rate)
+    _size("steps", steps)
+    _number("target", target)
     try:
         threshold = float(threshold)
     except (TypeError, ValueError):
