@@ -7,8 +7,22 @@ import pytest
 _session = {}
 
 
+SLOW_FILES = ("test_browser.py", "test_browser_lab.py", "test_distributed.py", "test_notebooks.py")
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "browser: runs JupyterLab in headless Chromium (needs /usr/bin/chromium)")
+    config.addinivalue_line(
+        "markers", "slow: left out of the fast loop (`make check`): browsers, subprocesses, XLA compiles, notebooks"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark what `make check` leaves out: the browser, distributed and notebook tests, XLA compiles, nbval cells."""
+    for item in items:
+        path = str(getattr(item, "path", item.fspath))
+        if path.endswith(".ipynb") or path.endswith(SLOW_FILES) or "xla" in item.name.lower():
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_sessionfinish(session, exitstatus):
