@@ -1,16 +1,18 @@
 # Two commands: `make lab` (JupyterLab on notebooks/) and `make test` (every test).
 # Both create .venv with Python 3.11 if it is missing and install gradlab (editable)
-# with its pinned dependencies. GPU machines: `make lab EXTRAS=gpu,lab,test`.
+# with the exact versions of $(LOCK). GPU machines: `make lab EXTRAS=gpu,lab,test`.
+# `make test-oldest`: the unit tests against the oldest supported set ($(OLDEST_PINS)).
 PYTHON ?= python3.11
 VENV   ?= .venv
 EXTRAS ?= cpu,lab,test
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma  := ,
+STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+LOCK   ?= requirements/lock-cpu.txt
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install lab test lint bench gpu-check clean
+.PHONY: install lab test check test-oldest lint bench gpu-check clean
 
 install: $(STAMP)
 
@@ -18,10 +20,27 @@ $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "gradlab needs $(PYTHON) (Python 3.11) on PATH, or run make PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install -q -c $(LOCK) -e ".[$(EXTRAS)]"
 	@touch $@
+
+# The oldest supported versions, in their own virtualenv: unit tests and doctests only
+# (no notebooks, no browser). The test tools come from the same constraints file.
+OLDEST      ?= .venv-oldest
+OLDEST_PINS ?= requirements/oldest.txt
+UNIT_TESTS  := tests gradlab $(addprefix --ignore=tests/,test_notebooks.py test_browser.py test_browser_lab.py browser.py)
+
+$(OLDEST)/.installed: pyproject.toml $(OLDEST_PINS)
+	@command -v $(PYTHON) >/dev/null || { echo "gradlab needs $(PYTHON) (Python 3.11) on PATH"; exit 1; }
+	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install -q --upgrade pip
+	$(OLDEST)/bin/python -m pip install -q -c $(OLDEST_PINS) -e ".[cpu]" pytest hypothesis psutil
+	@touch $@
+
+test-oldest: $(OLDEST)/.installed
+	$(OLDEST)/bin/python -m pip check
+	$(OLDEST)/bin/python -m pytest -o addopts="-p no:cacheprovider --durations=10" --doctest-modules $(UNIT_TESTS)
 
 # JupyterLab refuses to run as root without --allow-root (containers, CI machines).
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
@@ -32,12 +51,16 @@ lab: install
 test: install
 	$(BIN)/python -m pytest
 
+# The fast loop: unit tests and doctests, without notebooks, browsers, subprocesses or XLA compiles.
+check: install
+	$(BIN)/python -m pytest tests gradlab -m "not slow" -o addopts="--doctest-modules -p no:cacheprovider --durations=10"
+
 lint: install
 	$(BIN)/ruff check gradlab tests benchmarks
 	$(BIN)/ruff format --check gradlab tests benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(OLDEST) .pytest_cache build *.egg-info
 
 bench: install
 	$(BIN)/python benchmarks/bench_step.py

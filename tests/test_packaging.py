@@ -1,12 +1,15 @@
-"""The pins, environments, Binder set-up, README and import structure agree with each other.
+"""Versions, environments, Binder set-up, README and import structure agree with each other.
 
-pyproject.toml is the reference. environment.yml (conda, development) repeats its
-dependencies and the cpu, lab and test extras; binder/environment.yml repeats the
-dependencies and the cpu and lab extras, and binder/postBuild installs gradlab.
+pyproject.toml declares ranges (no ``==``): from the oldest supported set up.
+requirements/lock-cpu.txt pins every package exactly, at versions inside those ranges: the
+set the notebooks and notebooks/RESOURCES.md were measured with. `make`, environment.yml
+(conda) and binder/postBuild install with ``-c requirements/lock-cpu.txt``.
+requirements/oldest.txt is the oldest supported set: each requirement of gradlab[cpu] at the
+lower bound of its range (`make test-oldest`, run by .ci/run, runs the unit tests there).
 
 The YAML files are read with the small line-based parser below, so that these tests
 need nothing that pyproject.toml does not list (PyYAML, when installed, cross-checks
-the parser).
+the parser). Versions are compared with ``packaging``, which pytest itself requires.
 """
 
 import ast
@@ -17,6 +20,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "gradlab"
@@ -39,6 +44,12 @@ IMPORT_ORDER = (
     "report",
 )
 START_NOTEBOOK = "notebooks/00_start_here.ipynb"
+LOCK = "requirements/lock-cpu.txt"
+OLDEST = "requirements/oldest.txt"
+# Requirements that must be ranges in pyproject.toml (the issue names them; every other one is checked too).
+RANGED = ("keras", "tensorflow-cpu", "tensorflow", "plotly", "ipywidgets", "anywidget", "pandas", "scikit-learn")
+# The test tools the unit tests use: the oldest set installs them too.
+UNIT_TEST_TOOLS = ("pytest", "hypothesis", "psutil")
 
 
 # ---------------------------------------------------------------- parsing
@@ -167,6 +178,134 @@ def test_env_parser_agrees_with_pyyaml(path):
     assert env_file(path) == yaml.safe_load((ROOT / path).read_text())
 
 
+# ---------------------------------------------------------------- pyproject ranges
+def base(name: str) -> str:
+    """``"tensorflow[and-cuda]"`` -> ``"tensorflow"``: the distribution a constraint names."""
+    return name.split("[")[0]
+
+
+def lower_bound(spec: str) -> Version:
+    (bound,) = [s for s in SpecifierSet(spec) if s.operator == ">="]
+    return Version(bound.version)
+
+
+def all_requirements() -> dict[str, str]:
+    return pyproject_requirements(*pyproject()["project"]["optional-dependencies"])
+
+
+def test_pyproject_declares_ranges_not_pins():
+    """Every requirement has one ``>=`` lower bound and no ``==``/``===``: exact versions live in the lock."""
+    reqs = all_requirements()
+    for name in RANGED:
+        assert any(base(n) == name for n in reqs), f"pyproject.toml does not list {name}"
+    for name, spec in reqs.items():
+        assert "==" not in spec, f"pyproject.toml pins {name}{spec}: give a range; the lock holds exact versions"
+        assert lower_bound(spec), name  # exactly one >=
+
+
+def test_cpu_and_gpu_extras_allow_the_same_tensorflow():
+    extras = pyproject()["project"]["optional-dependencies"]
+    (cpu,) = requirements(extras["cpu"]).items()
+    (gpu,) = requirements(extras["gpu"]).items()
+    assert (cpu[0], gpu[0]) == ("tensorflow-cpu", "tensorflow[and-cuda]")
+    assert cpu[1] == gpu[1]
+
+
+# ---------------------------------------------------------------- constraints files
+def pins(path: str) -> dict[str, Version]:
+    """``name==version`` lines (comments and blank lines skipped): every line an exact pin."""
+    out = {}
+    for number, raw in enumerate((ROOT / path).read_text().splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([0-9][A-Za-z0-9.+!-]*)", line)
+        assert m, f"{path}:{number}: not an exact name==version pin: {raw!r}"
+        name = normalize(m.group(1))
+        assert name not in out, f"{path}: {name} is pinned twice"
+        out[name] = Version(m.group(2))
+    return out
+
+
+@pytest.mark.parametrize("path", [LOCK, OLDEST])
+def test_constraints_files_open_with_a_comment_and_leave_gradlab_out(path):
+    first = (ROOT / path).read_text().splitlines()[0]
+    assert first.startswith("# ") and len(first) > 10, f"{path}: first line should say what the file is for"
+    assert "gradlab" not in pins(path)
+
+
+def test_lock_pins_every_requirement_inside_its_range():
+    """Each requirement of pyproject (dependencies and every extra) is pinned, and the pin is in range."""
+    lock = pins(LOCK)
+    for name, spec in all_requirements().items():
+        assert base(name) in lock, f"{LOCK} does not pin {base(name)}"
+        assert lock[base(name)] in SpecifierSet(spec), f"{LOCK}: {base(name)}=={lock[base(name)]} is outside {spec}"
+
+
+def test_lock_pins_one_tensorflow_for_cpu_and_gpu():
+    lock = pins(LOCK)
+    assert lock["tensorflow"] == lock["tensorflow-cpu"]
+
+
+def test_lock_pins_the_whole_environment():
+    """Not only the direct requirements: what they pull in too (a few well-known ones)."""
+    lock = pins(LOCK)
+    for name in (
+        "tensorboard-data-server",
+        "ml-dtypes",
+        "protobuf",
+        "jupyter-server",
+        "jupyterlab-widgets",
+        "packaging",
+    ):
+        assert name in lock, f"{LOCK} lacks {name}: regenerate it from `.venv/bin/pip freeze --exclude-editable`"
+
+
+def test_oldest_set_is_each_lower_bound():
+    """requirements/oldest.txt: gradlab[cpu] and the unit-test tools, each at its lower bound."""
+    reqs = pyproject_requirements("cpu", "test")
+    expected = set(pyproject_requirements("cpu")) | set(UNIT_TEST_TOOLS)
+    oldest = pins(OLDEST)
+    assert set(oldest) == expected, (
+        f"{OLDEST}: extra {sorted(set(oldest) - expected)}, missing {sorted(expected - set(oldest))}"
+    )
+    for name, version in oldest.items():
+        assert version == lower_bound(reqs[name]), f"{OLDEST}: {name}=={version}, pyproject: {name}{reqs[name]}"
+
+
+def test_oldest_set_is_older_than_the_lock():
+    lock = pins(LOCK)
+    for name, version in pins(OLDEST).items():
+        assert version <= lock[name], f"{name}: oldest {version} is newer than the lock's {lock[name]}"
+
+
+# ---------------------------------------------------------------- make and CI
+def test_make_installs_from_the_lock():
+    text = (ROOT / "Makefile").read_text()
+    assert re.search(rf"^LOCK\s*\??=\s*{re.escape(LOCK)}\s*$", text, re.M), "Makefile: LOCK = requirements/lock-cpu.txt"
+    (rule,) = re.findall(r"^\$\(STAMP\):([^|\n]*)", text, re.M)
+    assert "$(LOCK)" in rule.split(), "the install stamp must depend on the lock"
+    installs = re.findall(r"^\t\$\(BIN\)/python -m pip install (.*)$", text, re.M)
+    assert any("-c $(LOCK)" in line and '-e ".[$(EXTRAS)]"' in line for line in installs), installs
+
+
+def test_make_test_oldest_installs_the_oldest_set():
+    text = (ROOT / "Makefile").read_text()
+    assert re.search(rf"^OLDEST_PINS\s*\??=\s*{re.escape(OLDEST)}\s*$", text, re.M)
+    assert re.search(r"^test-oldest:", text, re.M)
+    assert re.search(r"pip install .*-c \$\(OLDEST_PINS\)", text)
+
+
+def test_ci_runs_make_test_then_the_oldest_set():
+    lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert "set -euo pipefail" in lines
+    assert lines.index("make test") < lines.index("make test-oldest")
+
+
+def test_oldest_venv_is_ignored_by_git():
+    assert ".venv-oldest/" in (ROOT / ".gitignore").read_text().split()
+
+
 # ---------------------------------------------------------------- environment.yml
 def test_environment_yml_is_the_gradlab_env_on_conda_forge():
     env = env_file("environment.yml")
@@ -182,47 +321,23 @@ def test_python_is_3_11(path):
     assert re.fullmatch(r"python\s*==?\s*3\.11(\.\*)?", pythons[0]), pythons[0]
 
 
-def test_environment_yml_pins_equal_pyproject():
-    """Every requirement of pyproject (dependencies + cpu, lab, test) with the same version, and nothing else."""
-    expected = pyproject_requirements("cpu", "lab", "test")
-    got = pip_requirements(env_file("environment.yml"))
-    pinned = {name: spec for name, spec in expected.items() if spec.startswith("==")}
-    assert pinned, "pyproject.toml pins nothing?"
-    for name, spec in pinned.items():
-        assert got.get(name) == spec, f"environment.yml: {name}{got.get(name, ' missing')}, pyproject: {name}{spec}"
-    assert got == expected
-
-
-def test_environment_yml_installs_gradlab_editable_last():
+def test_environment_yml_installs_from_the_lock():
+    """conda runs pip in the file's directory: the lock as constraints, then gradlab[cpu,lab,test], editable."""
     lines = pip_lines(env_file("environment.yml"))
-    assert lines[-1] == "-e ."
-    assert lines.count("-e .") == 1
+    assert lines == [f"-c {LOCK}", "-e .[cpu,lab,test]"], lines
+    assert not pip_requirements(env_file("environment.yml")), "versions come from the lock, not from here"
 
 
 # ---------------------------------------------------------------- binder/
-def test_binder_pins_agree_with_pyproject():
-    expected = pyproject_requirements("cpu", "lab", "test", "gpu")
-    got = pip_requirements(env_file("binder/environment.yml"))
-    for name, spec in got.items():
-        assert name in expected, f"binder/environment.yml lists {name}, which pyproject.toml does not"
-        assert spec == expected[name], f"binder: {name}{spec}, pyproject: {name}{expected[name]}"
+def test_binder_environment_leaves_packages_to_postbuild():
+    """Binder ignores top-level files once binder/ exists; postBuild installs everything from the lock."""
+    env = env_file("binder/environment.yml")
+    assert conda_deps(env) and "pip" in conda_deps(env)
+    assert not any(isinstance(d, dict) for d in env["dependencies"]), "no pip list: binder/postBuild installs"
+    assert [d for d in conda_deps(env) if not re.match(r"(python|pip)\b", d)] == []
 
 
-def test_binder_has_every_runtime_and_lab_requirement():
-    """Binder ignores top-level files once binder/ exists: binder/ must bring everything itself."""
-    got = pip_requirements(env_file("binder/environment.yml"))
-    missing = set(pyproject_requirements("cpu", "lab")) - set(got)
-    assert not missing, f"binder/environment.yml lacks {sorted(missing)}"
-
-
-def test_binder_uses_cpu_tensorflow_and_jupyterlab():
-    got = pip_requirements(env_file("binder/environment.yml"))
-    assert "tensorflow-cpu" in got
-    assert not any(name.startswith("tensorflow[") or name == "tensorflow" for name in got), sorted(got)
-    assert "jupyterlab" in got
-
-
-def test_binder_postbuild_is_executable_and_installs_gradlab():
+def test_binder_postbuild_is_executable_and_installs_gradlab_from_the_lock():
     path = ROOT / "binder" / "postBuild"
     assert os.access(path, os.X_OK), "binder/postBuild must be executable (chmod +x)"
     text = path.read_text()
@@ -233,8 +348,13 @@ def test_binder_postbuild_is_executable_and_installs_gradlab():
     installs = [line for line in lines if re.match(r"(python\s+-m\s+)?pip\s+install\b", line)]
     assert len(installs) == 1, installs
     words = installs[0].split()
-    assert "--no-deps" in words, "the pins come from binder/environment.yml"
-    assert words[-2:] == ["-e", "."], installs[0]
+    assert "--no-deps" not in words, "postBuild installs the dependencies, from the lock"
+    assert words[words.index("-c") + 1] == LOCK, installs[0]
+    assert words[-2] == "-e", installs[0]
+    m = re.fullmatch(r"""(["']?)\.\[([a-z,-]+)\]\1""", words[-1])
+    assert m, installs[0]
+    extras = set(m.group(2).split(","))
+    assert {"cpu", "lab"} <= extras and "gpu" not in extras, "Binder: CPU TensorFlow and JupyterLab"
     assert re.search(r'^cd\s+"\$\(dirname\s+"\$\{?(BASH_SOURCE\[0\]|0)\}?"\)/\.\."', text, re.M), (
         "postBuild must run the install from the repository root"
     )

@@ -476,9 +476,10 @@ def test_adaptive_clip_properties(w, g, lam):
     eps = 1e-3
     W = keras.Variable(w)
     out = gradlab.adaptive_clip([tf.constant(g)], [W], clipping=lam, eps=eps)[0].numpy()
-    bound = lam * np.maximum(np.linalg.norm(np.float64(w), axis=0), eps)
-    g_norm = np.linalg.norm(np.float64(g), axis=0)
-    out_norm = np.linalg.norm(np.float64(out), axis=0)
+    # np.asarray, not np.float64(): NumPy < 2 turns a one-element array into a 0-d scalar.
+    bound = lam * np.maximum(np.linalg.norm(np.asarray(w, np.float64), axis=0), eps)
+    g_norm = np.linalg.norm(np.asarray(g, np.float64), axis=0)
+    out_norm = np.linalg.norm(np.asarray(out, np.float64), axis=0)
     assert np.all(out_norm <= bound * (1 + 1e-5))
     for j in range(g.shape[1]):
         if g_norm[j] > 1e-3:
