@@ -358,7 +358,7 @@ class _Slot:
         if value is None:
             return float("nan")
         if tf.executing_eagerly():
-            return value if isinstance(value, tf.__internal__.EagerTensor) else float("nan")
+            return value if isinstance(value, tf.Tensor) and not tf.is_symbolic_tensor(value) else float("nan")
         graph = tf.compat.v1.get_default_graph()
         while graph is not None:
             if graph is getattr(value, "graph", None):

@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from gradlab import _checks
+from gradlab import _checks, _internals
 from gradlab.history import History, _number, _size, _text
 
 __all__ = [
@@ -315,12 +315,11 @@ class LiveFigure:
         fig.update_layout(height=height, uirevision="gradlab")  # keep zoom across updates
         self.widget = go.FigureWidget(fig)
         self._n_live = len(self.widget.data)
-        self.widget.observe(self._on_drawn, names="_js2py_traceDeltas")
+        _internals.on_drawn(self.widget, self._on_drawn)
 
-    def _on_drawn(self, change):
-        """The browser's report of a drawn trace edit (plotly sends it after Plotly.update)."""
-        report = change["new"]
-        if report and report.get("trace_edit_id") == self.widget._last_trace_edit_id:
+    def _on_drawn(self, edit):
+        """The browser's report that trace edit ``edit`` is drawn (plotly sends it after Plotly.update)."""
+        if edit == _internals.edit_id(self.widget):
             self._drawn = time.perf_counter()
             self._took = self._drawn - self._sent
 
@@ -336,7 +335,7 @@ class LiveFigure:
         x = h.steps[keep].astype(np.int32)
         skipped = h.steps[h.skipped > 0].astype(np.int32)
         series = [h.loss, h.norm_before, h.norm_after, h.bound, None, clip_rate(h, self.window)]
-        edit, sent = self.widget._last_trace_edit_id, self._sent
+        edit, sent = _internals.edit_id(self.widget), self._sent
         with self.widget.batch_update():
             for trace, y in zip(self.widget.data[: self._n_live], series):
                 if y is None:  # skipped-step markers
@@ -344,7 +343,7 @@ class LiveFigure:
                 else:
                     trace.x, trace.y = x, gaps(np.asarray(y)[keep])
             self._sent = time.perf_counter()  # before the message leaves: the report cannot come first
-        if self.widget._last_trace_edit_id == edit:  # nothing changed, nothing was sent
+        if _internals.edit_id(self.widget) == edit:  # nothing changed, nothing was sent
             self._sent = sent
 
     @property

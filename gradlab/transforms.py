@@ -36,7 +36,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from gradlab import _checks
+from gradlab import _checks, _internals
 from gradlab._state import state_variable
 from gradlab.adaptive import AutoClip, ZClip, check_alpha, check_history_size, check_warmup
 from gradlab.scaling import (
@@ -529,7 +529,7 @@ def _applier(values, factors, units, mode, t):
     """A function that builds the scaled values of a plan (call it where they are used)."""
 
     def apply():
-        if _in_xla():
+        if _internals.in_xla_context():
             # One elementwise formula for every mode, which XLA fuses into the update:
             # clipping at +-inf and multiplying by 1 change no bits.
             c = tf.where(tf.equal(mode, _VALUE), t, _INF)
@@ -551,15 +551,6 @@ def _applier(values, factors, units, mode, t):
         )
 
     return apply
-
-
-def _in_xla() -> bool:
-    """True while tracing a function compiled with XLA (``jit_compile=True``)."""
-    if tf.executing_eagerly():
-        return False
-    from tensorflow.python.ops import control_flow_util  # the test tf.cond itself uses; no public API
-
-    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 def _unit_shape(v):

@@ -22,7 +22,7 @@ import pytest
 import tensorflow as tf
 
 import gradlab
-from gradlab import plots, problems, report, widgets
+from gradlab import _internals, plots, problems, report, widgets
 from gradlab.exercises import nb01, nb03, nb05
 from gradlab.history import PER_LAYER, SCALARS, History
 from gradlab.widgets import Lab, threshold_range
@@ -1391,10 +1391,10 @@ def test_failed_extend_changes_nothing():
 def test_failed_live_update_sends_nothing():
     live = plots.LiveFigure()
     live.update(H)
-    edit, ys = live.widget._last_trace_edit_id, [np.array(t.y, dtype=float) for t in live.widget.data]
+    edit, ys = _internals.edit_id(live.widget), [np.array(t.y, dtype=float) for t in live.widget.data]
     with pytest.raises(ValueError, match="Argument `h`"):
         live.update([H, H])
-    assert live.widget._last_trace_edit_id == edit
+    assert _internals.edit_id(live.widget) == edit
     for y, t in zip(ys, live.widget.data):
         np.testing.assert_array_equal(y, np.array(t.y, dtype=float))
 

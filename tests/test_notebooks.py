@@ -73,12 +73,9 @@ def _other_onednn_setting() -> str:
     takes the other kernel path. On CPUs without them (AVX2 only) oneDNN is already off, "0" changes
     nothing and "1" switches it on.
     """
-    try:
-        from tensorflow.python.util import _pywrap_util_port  # private: the one place TensorFlow says so
+    from gradlab._internals import onednn_enabled  # private TensorFlow API, behind gradlab's adapter
 
-        return "0" if _pywrap_util_port.IsMklEnabled() else "1"
-    except (ImportError, AttributeError):
-        return "0"
+    return "0" if onednn_enabled() else "1"
 
 
 VERIFIED = NOTEBOOKS / "OTHER_KERNELS.sha256"  # notebooks whose stored outputs passed nbval on the other kernels

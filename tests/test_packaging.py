@@ -29,6 +29,7 @@ PACKAGE = ROOT / "gradlab"
 # Math, then training, then display, then controls: a module imports only modules before it.
 IMPORT_ORDER = (
     "_checks",
+    "_internals",
     "_state",
     "scaling",
     "adaptive",
@@ -461,3 +462,24 @@ def test_imports_point_one_way():
         if "gradlab" in imported:
             wrong.append(f"gradlab/{module}.py imports the gradlab package (and so every module)")
     assert not wrong, f"imports must point one way ({' < '.join(present)}): " + "; ".join(wrong)
+
+
+# Private names of TensorFlow, Keras and plotly: used only through gradlab/_internals.py.
+PRIVATE_NAMES = re.compile(r"tensorflow\.python|tf\.__internal__|keras\.src|_pywrap|_js2py_|_last_trace_edit_id")
+# Uses that need a redesign rather than a move (gradlab/_internals.py names them): none may be added.
+NOT_YET_BEHIND_THE_ADAPTER = {("gradlab/optimizer.py", "_stateful_handle_non_finite_grads")}
+
+
+def test_private_apis_only_in_the_adapter_module():
+    found = []
+    for path in sorted([*PACKAGE.rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py")]):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in ("gradlab/_internals.py", "tests/test_packaging.py"):
+            continue
+        text = path.read_text()
+        found += [(rel, m.group(0)) for m in PRIVATE_NAMES.finditer(text)]
+        found += [(rel, n) for r, n in NOT_YET_BEHIND_THE_ADAPTER if r != rel and n in text]
+    assert found == []
+    for rel, name in NOT_YET_BEHIND_THE_ADAPTER:
+        assert name in (ROOT / rel).read_text(), f"{name} is gone from {rel}: remove it from the list"
+        assert name in (PACKAGE / "_internals.py").read_text(), "the adapter's docstring names it"

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import pytest
 
 import gradlab
-from gradlab import plots
+from gradlab import _internals, plots
 from gradlab.history import SCALARS, History
 from gradlab.report import main as report_main
 from gradlab.widgets import Lab, threshold_range
@@ -102,7 +102,7 @@ def test_live_figure_updates_in_place(history):
 
 def report_drawn(widget):
     """What the browser sends back once it has drawn the newest trace edit."""
-    widget._js2py_traceDeltas = {"trace_deltas": [], "trace_edit_id": widget._last_trace_edit_id}
+    _internals.report_drawn(widget, _internals.edit_id(widget))
 
 
 def test_live_figure_is_busy_until_the_browser_has_drawn(history):
@@ -116,7 +116,7 @@ def test_live_figure_is_busy_until_the_browser_has_drawn(history):
     time.sleep(0.25)
     assert not live.busy
     live.update(history)
-    live.widget._js2py_traceDeltas = {"trace_deltas": [], "trace_edit_id": live.widget._last_trace_edit_id - 1}
+    _internals.report_drawn(live.widget, _internals.edit_id(live.widget) - 1)
     assert live.busy  # a report of an older frame does not count
     lazy = plots.LiveFigure(patience=0.05)  # no browser ever answers: busy for `patience` only
     lazy.update(history)
@@ -273,7 +273,9 @@ def test_report_is_standalone_html(tmp_path, capsys):
     )
     page = out.read_text()
     assert "<script src=" not in page  # plotly.js inlined: opens offline
-    assert len(re.findall(r'Plotly\.newPlot\(\s*"', page)) == 3  # overview + one heatmap per run (plotly.js itself names it too)
+    assert (
+        len(re.findall(r'Plotly\.newPlot\(\s*"', page)) == 3
+    )  # overview + one heatmap per run (plotly.js itself names it too)
     table = re.search(r"<table class='summary'>.*?</table>", page, re.S).group(0)
     assert table.count("<tr>") == 3 and "global_norm=0.5" in table
     assert "final loss" in capsys.readouterr().out

@@ -1,7 +1,5 @@
 """The instrumented step records the real gradients, without retracing, on both paths."""
 
-import contextlib
-
 import keras
 import numpy as np
 import pandas as pd
@@ -9,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import gradlab
-from gradlab import problems
+from gradlab import _internals, problems
 
 
 @pytest.fixture
@@ -337,18 +335,9 @@ def test_recorded_update_ratio_is_the_change_of_the_weights(problem, name, path)
     assert bool(runner._measured_by_difference) == measured_by_difference
 
 
-@contextlib.contextmanager
-def op_determinism(on: bool):
-    """Keras' model.fit refuses jit_compile=True (a warning, then no XLA) while op determinism is
-    on, which setup() turns on. There is no public switch back: TensorFlow's own is private."""
-    from tensorflow.python.framework import config as tf_config
-
-    was = tf_config.is_op_determinism_enabled()
-    (tf_config.enable_op_determinism if on else tf_config.disable_op_determinism)()
-    try:
-        yield
-    finally:
-        (tf_config.enable_op_determinism if was else tf_config.disable_op_determinism)()
+# Keras' model.fit refuses jit_compile=True (a warning, then no XLA) while op determinism is on,
+# which setup() turns on. There is no public switch back: TensorFlow's own is private.
+op_determinism = _internals.op_determinism
 
 
 @pytest.mark.parametrize("path", ["trainer", "model.fit"])
