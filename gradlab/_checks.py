@@ -6,6 +6,7 @@ received. Nothing here imports the rest of gradlab.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 
@@ -99,6 +100,18 @@ def _tensor(name, value, low, high, low_open, high_open, interval):
 
 def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def known_options(options: dict, target, where: str) -> None:
+    """Check that every key of ``options`` is a keyword-only parameter of ``target`` (a class)."""
+    allowed = [p.name for p in inspect.signature(target).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    for key, value in options.items():
+        if key not in allowed:
+            listed = ", ".join(repr(a) for a in allowed)
+            raise ValueError(
+                f"Unknown option `{key}` for {where} (its further options go to gradlab.{target.__name__}). "
+                f"Expected one of: {listed}. Received: {key}={value!r}"
+            )
 
 
 def boolean(name: str, value) -> bool:

@@ -19,8 +19,6 @@ batches. AutoClip and ZClip keep one state, updated from the summed gradient.
 
 from __future__ import annotations
 
-import inspect
-
 import keras
 import tensorflow as tf
 
@@ -130,14 +128,7 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
                     f"that build one. Received: scaler={scaler!r} and {given or scaler_options or {'nonfinite': nonfinite}}"
                 )
         else:
-            allowed = [p.name for p in inspect.signature(Scaler).parameters.values() if p.kind is p.KEYWORD_ONLY]
-            for key, value in scaler_options.items():
-                if key not in allowed:
-                    listed = ", ".join(repr(a) for a in allowed)
-                    raise ValueError(
-                        f"Unknown option `{key}` for ScaledOptimizer (its further options go to gradlab.Scaler). "
-                        f"Expected one of: {listed}. Received: {key}={value!r}"
-                    )
+            _checks.known_options(scaler_options, Scaler, "ScaledOptimizer")
             if mode is None and transform is None:
                 mode = "global_norm"
             scaler = Scaler(mode, threshold, transform=transform, nonfinite=nonfinite, **scaler_options)

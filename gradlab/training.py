@@ -18,7 +18,6 @@ effect at the next step and never retraces.
 
 from __future__ import annotations
 
-import inspect
 import os
 import sys
 import time
@@ -501,14 +500,7 @@ def compare(
             f"`lambda: keras.optimizers.SGD(0.1)`. Received: optimizer={optimizer!r}"
         )
     parsed = parse_runs(runs)
-    known = [p.name for p in inspect.signature(Trainer).parameters.values() if p.kind is p.KEYWORD_ONLY]
-    for key, value in trainer_options.items():
-        if key not in known:
-            listed = ", ".join(repr(k) for k in known)
-            raise ValueError(
-                f"Unknown option `{key}` for compare (its further options go to gradlab.Trainer). "
-                f"Expected one of: {listed}. Received: {key}={value!r}"
-            )
+    _checks.known_options(trainer_options, Trainer, "compare")
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         _checks.number(name, value, low=1, low_open=False, integer=True)
     _checks.number("seed", seed, low=0, low_open=False, integer=True)

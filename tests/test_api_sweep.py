@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_errors import grads, identity, sgd, variables  # the same small inputs as there
 
 import gradlab
 from gradlab import _internals, plots, problems, report, widgets
@@ -53,22 +54,6 @@ def history(n=4, layers=("dense",), label="run"):
 
 
 H = history()
-
-
-def grads():
-    return [tf.constant([3.0, 4.0]), tf.constant([[1.0, 0.0], [0.0, 1.0]])]
-
-
-def variables():
-    return [tf.Variable([1.0, 1.0], name="w"), tf.Variable(tf.eye(2), name="k")]
-
-
-def identity(g):
-    return g
-
-
-def sgd(**kwargs):
-    return keras.optimizers.SGD(0.1, **kwargs)
 
 
 _cache = {}
