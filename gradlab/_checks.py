@@ -197,3 +197,33 @@ def _dense_shape(g):
         known = tf.get_static_value(g.dense_shape) if g.dense_shape is not None else None
         return None if known is None else tf.TensorShape([int(d) for d in known])
     return g.shape
+
+
+# Python values only: a size, a window, a flag or a name that is a tensor is a mistake, not a value for a graph.
+def python_number(name: str, value, **kwargs):
+    """:func:`number` for a Python (or numpy) number; tensors and variables are refused."""
+    if is_symbolic(value):
+        kind = "an integer" if kwargs.get("integer") else "a number"
+        raise _fail(name, f"{kind} (a Python value, not a tensor)", value)
+    return number(name, value, **kwargs)
+
+
+def size(name: str, value, low: int = 1) -> int:
+    """An integer >= ``low`` (a count, a size, a number of steps)."""
+    return python_number(name, value, low=low, low_open=False, integer=True)
+
+
+def text(name: str, value) -> str:
+    if not isinstance(value, str):
+        raise _fail(name, "a string", value)
+    return value
+
+
+def names(name: str, value) -> list:
+    """A list or tuple of strings (not one string, which would be split into letters)."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise _fail(name, "a list or tuple of strings", value)
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise _fail(f"{name}[{i}]", "a string", item)
+    return list(value)

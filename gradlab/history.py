@@ -8,8 +8,6 @@ rows are training steps, columns of the per-layer arrays are ``layer_names``.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 import os
 
 import numpy as np
@@ -31,42 +29,6 @@ SCALARS = (
     "bound",  # global-norm bound in force (computed for autoclip/zclip; inf if none)
 )
 PER_LAYER = ("layer_norm_before", "layer_norm_after", "update_ratio")
-
-
-# ---------------------------------------------------------------- argument checks
-# Shared by the modules that show or build things around a History (problems, plots,
-# report, widgets): unlike `_checks.number`, they take Python values only (a size,
-# a window or a flag that is a tensor is a mistake there, not a value for a graph).
-def _number(name: str, value, **kwargs):
-    """`_checks.number` for a Python (or numpy) number; tensors and variables are refused."""
-    if _checks.is_symbolic(value):
-        kind = "an integer" if kwargs.get("integer") else "a number"
-        raise _checks._fail(name, f"{kind} (a Python value, not a tensor)", value)
-    real = isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)
-    if kwargs.get("integer") and real and not math.isfinite(value):
-        raise _checks._fail(name, "an integer", value)  # before int(value), which fails on nan and inf
-    return _checks.number(name, value, **kwargs)
-
-
-def _size(name: str, value, low: int = 1):
-    """An integer >= ``low`` (a count, a size, a number of steps)."""
-    return _number(name, value, low=low, low_open=False, integer=True)
-
-
-def _text(name: str, value) -> str:
-    if not isinstance(value, str):
-        raise _checks._fail(name, "a string", value)
-    return value
-
-
-def _names(name: str, value) -> list:
-    """A list or tuple of strings (not one string, which would be split into letters)."""
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise _checks._fail(name, "a list or tuple of strings", value)
-    for i, item in enumerate(value):
-        if not isinstance(item, str):
-            raise _checks._fail(f"{name}[{i}]", "a string", item)
-    return list(value)
 
 
 @dataclasses.dataclass
@@ -119,8 +81,8 @@ class History:
 
     @classmethod
     def empty(cls, layer_names, mode_names, label=""):
-        layer_names, mode_names = _names("layer_names", layer_names), _names("mode_names", mode_names)
-        label = _text("label", label)
+        layer_names, mode_names = _checks.names("layer_names", layer_names), _checks.names("mode_names", mode_names)
+        label = _checks.text("label", label)
         n = len(layer_names)
         scalars = {k: np.zeros(0, np.float64) for k in SCALARS}
         layers = {k: np.zeros((0, n), np.float64) for k in PER_LAYER}
@@ -129,8 +91,8 @@ class History:
     @classmethod
     def from_rows(cls, rows: np.ndarray, layer_names, mode_names, label=""):
         """Build from the packed rows a compiled step writes: scalars, then 3 x layers."""
-        layer_names, mode_names = _names("layer_names", layer_names), _names("mode_names", mode_names)
-        label = _text("label", label)
+        layer_names, mode_names = _checks.names("layer_names", layer_names), _checks.names("mode_names", mode_names)
+        label = _checks.text("label", label)
         n, s = len(layer_names), len(SCALARS)
         try:
             rows = np.asarray(rows, np.float64)

@@ -22,7 +22,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from gradlab import _checks, _internals
-from gradlab.history import History, _number, _size, _text
+from gradlab.history import History
 
 __all__ = [
     "LiveFigure",
@@ -74,7 +74,7 @@ def _one(history, name: str = "history") -> History:
 
 
 def _window(window) -> int:
-    return _size("window", window)
+    return _checks.size("window", window)
 
 
 def finite(a) -> list:
@@ -304,9 +304,9 @@ class LiveFigure:
 
     def __init__(self, window: int = 20, height: int = 560, max_points: int = 1000, patience: float = 2.0):
         self.window = _window(window)
-        _number("height", height, low=10, low_open=False)  # plotly's least height
-        self.max_points = _size("max_points", max_points)
-        _number("patience", patience, low=0, low_open=False)
+        _checks.python_number("height", height, low=10, low_open=False)  # plotly's least height
+        self.max_points = _checks.size("max_points", max_points)
+        _checks.python_number("patience", patience, low=0, low_open=False)
         self.patience = patience
         self._sent = self._drawn = -math.inf  # when the last frame was sent, and reported drawn
         self._took = 0.0  # how long the browser took to draw the last frame
@@ -389,9 +389,9 @@ def svg_overview(history: History, width: int = 720, height: int = 300, title: s
     nbconvert): the lab's static fallback.
     """
     h = _one(history)
-    _number("width", width, low=60)  # two panels and their margins
-    _number("height", height, low=70)
-    title = html.escape(_text("title", title), quote=False)
+    _checks.python_number("width", width, low=60)  # two panels and their margins
+    _checks.python_number("height", height, low=70)
+    title = html.escape(_checks.text("title", title), quote=False)
     pw, ph, pad = (width - 60) / 2, height - 70, 30
 
     def panel(x0, series, label):

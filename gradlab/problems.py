@@ -15,7 +15,6 @@ import keras
 import numpy as np
 
 from gradlab import _checks
-from gradlab.history import _number, _size, _text
 
 __all__ = ["PROBLEMS", "Problem", "deep_mlp", "digits", "imbalanced_digits", "make_problem", "wide_mlp"]
 
@@ -42,7 +41,7 @@ class Problem:
     description: str
 
     def __post_init__(self):
-        _text("name", self.name)
+        _checks.text("name", self.name)
         for k in ("x", "y"):
             if not hasattr(getattr(self, k), "__len__"):
                 raise _checks._fail(k, "an array with one row per sample", getattr(self, k))
@@ -56,7 +55,7 @@ class Problem:
         if not (callable(self.loss) or isinstance(self.loss, str)):
             raise _checks._fail("loss", "a Keras loss (a name, or callable as loss(y_true, y_pred))", self.loss)
         _seed(self.seed)
-        _text("description", self.description)
+        _checks.text("description", self.description)
 
     def model(self) -> keras.Model:
         """A fresh model; every call gives the same initial weights."""
@@ -70,7 +69,12 @@ def deep_mlp(seed: int = 0, depth: int = 8, width: int = 32, samples: int = 1024
     With plain SGD its gradient norms stay moderate at a learning rate of 0.01 and
     explode (loss diverges) at 0.5 and above without clipping.
     """
-    seed, depth, width, samples = _seed(seed), _size("depth", depth), _size("width", width), _size("samples", samples)
+    seed, depth, width, samples = (
+        _seed(seed),
+        _checks.size("depth", depth),
+        _checks.size("width", width),
+        _checks.size("samples", samples),
+    )
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(samples, 16)).astype("float32")
     w = rng.normal(size=(16, 1)).astype("float32")
@@ -99,8 +103,8 @@ def deep_mlp(seed: int = 0, depth: int = 8, width: int = 32, samples: int = 1024
 
 def wide_mlp(seed: int = 0, samples: int = 2048, width: int = 1024) -> Problem:
     """A ReLU MLP of about 1M parameters on synthetic 10-class data (benchmarks)."""
-    seed, samples = _seed(seed), _size("samples", samples)
-    width = _size("width", width, low=2)  # the second hidden layer has width // 2 units
+    seed, samples = _seed(seed), _checks.size("samples", samples)
+    width = _checks.size("width", width, low=2)  # the second hidden layer has width // 2 units
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(samples, 256)).astype("float32")
     y = rng.integers(0, 10, size=(samples,)).astype("int32")
@@ -138,7 +142,7 @@ def imbalanced_digits(seed: int = 0, keep: float = 0.1) -> Problem:
     article has in mind for selective (per-layer) scaling.
     """
     seed = _seed(seed)
-    keep = _number("keep", keep, low=0.0, high=1.0)
+    keep = _checks.python_number("keep", keep, low=0.0, high=1.0)
     base = digits(seed)
     rng = np.random.default_rng(seed + 1)
     mask = (base.y == 0) | (rng.random(len(base.y)) < keep)
@@ -155,7 +159,7 @@ def imbalanced_digits(seed: int = 0, keep: float = 0.1) -> Problem:
 
 def _seed(seed) -> int:
     """A seed for numpy and Keras: an integer >= 0."""
-    return _size("seed", seed, low=0)
+    return _checks.size("seed", seed, low=0)
 
 
 def _digits_model():

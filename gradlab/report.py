@@ -19,7 +19,7 @@ import time
 import keras
 
 from gradlab import _checks, plots
-from gradlab.history import History, _number, _size, _text
+from gradlab.history import History
 from gradlab.problems import PROBLEMS, make_problem
 from gradlab.training import compare
 from gradlab.transforms import MODE_NAMES, check_mode, check_threshold
@@ -64,7 +64,7 @@ def write_report(histories: list[History], path: str, title: str = "gradlab repo
     """Write the comparison of ``histories`` to ``path`` (standalone HTML); return the path."""
     histories = plots._list(histories)
     _check_path(path)
-    title, note = _text("title", title), _text("note", note)
+    title, note = _checks.text("title", title), _checks.text("note", note)
     figures = [plots.overview(histories)]
     figures += [
         plots.layer_heatmap(h).update_layout(title=f"Gradient norm per layer: {h.label}", height=300) for h in histories
@@ -148,10 +148,10 @@ def main(argv=None) -> int:
     try:
         _checks.choice("--problem", args.problem, tuple(PROBLEMS), what="problem")
         runs = _parse_modes(args.modes)
-        _size("--steps", args.steps)
-        _number("--lr", args.lr)
-        _size("--batch-size", args.batch_size)
-        _size("--seed", args.seed, low=0)
+        _checks.size("--steps", args.steps)
+        _checks.python_number("--lr", args.lr)
+        _checks.size("--batch-size", args.batch_size)
+        _checks.size("--seed", args.seed, low=0)
         _check_path(args.out, "--out")
     except ValueError as err:
         parser.error(str(err))

@@ -134,8 +134,7 @@ class Trainer:
         if scaler is not None and not isinstance(scaler, Scaler):
             raise ValueError(f"Argument `scaler` must be a gradlab.Scaler. Received: scaler={scaler!r}")
         _checks.boolean("jit_compile", jit_compile)
-        if not isinstance(label, str):
-            raise ValueError(f"Argument `label` must be a string. Received: label={label!r}")
+        _checks.text("label", label)
         self.model = model
         self.loss = check_loss(loss)
         self.optimizer = optimizer
@@ -424,9 +423,7 @@ class GradientStats(keras.callbacks.Callback):
     def __init__(self, capacity: int = 1024, label: str = ""):
         super().__init__()
         self.capacity = _checks.number("capacity", capacity, low=1, low_open=False, integer=True)
-        if not isinstance(label, str):
-            raise ValueError(f"Argument `label` must be a string. Received: label={label!r}")
-        self.label = label
+        self.label = _checks.text("label", label)
         self.history: History | None = None
         self._pending = 0
 

@@ -22,7 +22,6 @@ import ipywidgets as w
 import keras
 
 from gradlab import _checks, plots
-from gradlab.history import _number, _size
 from gradlab.problems import PROBLEMS, make_problem
 from gradlab.training import Trainer, compare
 from gradlab.transforms import MODE_NAMES, MODES, Scaler, check_mode, check_threshold
@@ -42,7 +41,7 @@ def threshold_range(mode: str) -> tuple[float, float]:
 
 def _steps(steps):
     """None (the slider's value) or an integer >= 1."""
-    return None if steps is None else _size("steps", steps)
+    return None if steps is None else _checks.size("steps", steps)
 
 
 class Lab:
@@ -82,10 +81,14 @@ class Lab:
         problem = _checks.choice("problem", problem, tuple(PROBLEMS))
         mode = check_mode(mode)
         check_threshold(mode, threshold)
-        learning_rate = _number("learning_rate", learning_rate)
-        steps, chunk, batch_size = _size("steps", steps), _size("chunk", chunk), _size("batch_size", batch_size)
-        _number("redraw_ms", redraw_ms, low=0, low_open=False)
-        seed = _size("seed", seed, low=0)
+        learning_rate = _checks.python_number("learning_rate", learning_rate)
+        steps, chunk, batch_size = (
+            _checks.size("steps", steps),
+            _checks.size("chunk", chunk),
+            _checks.size("batch_size", batch_size),
+        )
+        _checks.python_number("redraw_ms", redraw_ms, low=0, low_open=False)
+        seed = _checks.size("seed", seed, low=0)
         self.scaler = Scaler(mode, threshold)
         self.chunk, self.redraw_ms, self.batch_size, self.seed = chunk, redraw_ms, batch_size, seed
         self._thread: threading.Thread | None = None

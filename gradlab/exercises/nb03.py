@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from gradlab import _checks
 from gradlab.exercises._common import say
-from gradlab.history import History, _number
+from gradlab.history import History
 
 __all__ = ["check_percentile_threshold"]
 
@@ -39,7 +40,7 @@ def check_percentile_threshold(threshold, run, q: float = 75) -> bool:
     Returns:
       ``True`` when ``threshold`` is within 0.1% of ``numpy.percentile(norms, q)``.
     """
-    _number("q", q, low=0, high=100, low_open=False)  # the exercise's setting, not the answer
+    _checks.python_number("q", q, low=0, high=100, low_open=False)  # the exercise's setting, not the answer
     try:
         threshold = float(threshold)
     except (TypeError, ValueError):

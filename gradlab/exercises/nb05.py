@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from gradlab import _checks
 from gradlab.exercises._common import say
-from gradlab.history import _number, _size
 from gradlab.problems import deep_mlp
 from gradlab.training import compare
 
@@ -21,9 +21,9 @@ def check_rescue_threshold(threshold, learning_rate: float = 0.5, steps: int = 1
     steps is below ``target`` and no step was skipped.
     """
     # The exercise's settings (not the reader's answer) are checked first.
-    _number("learning_rate", learning_rate)
-    _size("steps", steps)
-    _number("target", target)
+    _checks.python_number("learning_rate", learning_rate)
+    _checks.size("steps", steps)
+    _checks.python_number("target", target)
     try:
         threshold = float(threshold)
     except (TypeError, ValueError):
