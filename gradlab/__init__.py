@@ -1,8 +1,13 @@
 """gradlab: understand, see and control how gradients are scaled in Keras.
 
-The pure scaling functions (:mod:`gradlab.scaling`) take and return lists of
-gradients. :class:`Scaler` builds any mode from a name and a threshold held in
-``tf.Variable``s; :class:`ScaledOptimizer` runs it inside ``model.fit``.
+Five rooms, each a folder, imports pointing one way (each imports only the ones before it):
+
+- :mod:`gradlab.scaling`: the pure math (clip by value, norm, global norm; AGC; AutoClip; ZClip).
+- :mod:`gradlab.scaler`: modes by name with live controls (:class:`Scaler`), composition.
+- :mod:`gradlab.training`: the instrumented step (:class:`Trainer`), :class:`ScaledOptimizer`
+  for ``model.fit``, recording, :class:`History`, :func:`compare`, problems.
+- :mod:`gradlab.display`: Plotly figures (``gradlab.plots``) and the report.
+- :mod:`gradlab.lab`: the live lab (:class:`Lab`).
 """
 
 import os as _os
@@ -10,11 +15,13 @@ import os as _os
 # Quiet TensorFlow's C++ start-up lines when gradlab is imported first.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from gradlab import exercises, plots, problems  # noqa: E402
-from gradlab.adaptive import AutoClip, ZClip  # noqa: E402
-from gradlab.history import History  # noqa: E402
-from gradlab.optimizer import ScaledOptimizer  # noqa: E402
+from gradlab import exercises  # noqa: E402
+from gradlab.display import plots  # noqa: E402
+from gradlab.lab import Lab  # noqa: E402
+from gradlab.scaler import MODE_NAMES, MODES, NONFINITE_POLICIES, Chain, Info, Scaler, Selective  # noqa: E402
 from gradlab.scaling import (  # noqa: E402
+    AutoClip,
+    ZClip,
     adaptive_clip,
     clip_by_global_norm,
     clip_by_norm,
@@ -24,9 +31,7 @@ from gradlab.scaling import (  # noqa: E402
     normalize_global,
     tensor_norms,
 )
-from gradlab.training import GradientStats, Trainer, compare, setup  # noqa: E402
-from gradlab.transforms import MODE_NAMES, MODES, NONFINITE_POLICIES, Chain, Info, Scaler, Selective  # noqa: E402
-from gradlab.widgets import Lab  # noqa: E402
+from gradlab.training import GradientStats, History, ScaledOptimizer, Trainer, compare, problems, setup  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -8,7 +8,7 @@ def main(argv=None) -> int:
     if not argv or argv[0] not in ("report",):
         print("usage: python -m gradlab report [--problem P] [--modes m1,m2=t,...] [--steps N] [--out FILE]")
         return 2
-    from gradlab.report import main as report
+    from gradlab.display.report import main as report
 
     return report(argv[1:])
 

@@ -23,10 +23,12 @@ import tensorflow as tf
 from test_errors import grads, identity, sgd, variables  # the same small inputs as there
 
 import gradlab
-from gradlab import _internals, plots, problems, report, widgets
+from gradlab import _internals, plots, problems
+from gradlab.display import report
 from gradlab.exercises import nb01, nb03, nb05
-from gradlab.history import PER_LAYER, SCALARS, History
-from gradlab.widgets import Lab, threshold_range
+from gradlab.lab import lab as widgets
+from gradlab.lab.lab import Lab, threshold_range
+from gradlab.training.history import PER_LAYER, SCALARS, History
 
 NAN, INF = float("nan"), float("inf")
 PROBLEMS_LISTED = "Expected one of: 'deep_mlp', 'digits', 'imbalanced_digits', 'wide_mlp'"

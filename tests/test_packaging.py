@@ -25,25 +25,11 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "gradlab"
-# Imports point one way, from later to earlier modules (README, "Layout").
-# Math, then training, then display, then controls: a module imports only modules before it.
-IMPORT_ORDER = (
-    "_checks",
-    "_internals",
-    "_state",
-    "scaling",
-    "adaptive",
-    "transforms",
-    "history",
-    "recording",
-    "optimizer",
-    "problems",
-    "training",
-    "plots",
-    "widgets",
-    "exercises",
-    "report",
-)
+# Imports point one way, between rooms (README, "Layout"): each room is a folder of gradlab
+# (the ground floor: the private helpers at the top level), and a module imports only from its
+# own room and the rooms before it. Within a room, modules import each other without cycles.
+ROOMS = ("ground", "scaling", "scaler", "training", "display", "lab", "exercises")
+GROUND = ("_checks", "_internals", "_state")
 START_NOTEBOOK = "notebooks/00_start_here.ipynb"
 LOCK = "requirements/lock-cpu.txt"
 OLDEST = "requirements/oldest.txt"
@@ -404,70 +390,122 @@ def test_readme_lists_every_notebook(readme):
 
 # ---------------------------------------------------------------- imports point one way
 def module_files() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(PACKAGE.glob("*.py")) if p.stem != "__init__"}
+    """Every module of the package by dotted name below ``gradlab`` (``"scaler.modes"``, ``"_checks"``)."""
+    out = {}
+    for p in sorted(PACKAGE.rglob("*.py")):
+        parts = p.relative_to(PACKAGE).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts:
+            out[".".join(parts)] = p
+    return out
+
+
+def room(module: str) -> str:
+    top = module.split(".")[0]
+    return "ground" if top in GROUND else top
 
 
 def gradlab_imports(path: Path) -> set[str]:
-    """The gradlab modules ``path`` imports anywhere in it (``"gradlab"`` for the package itself)."""
+    """The gradlab modules ``path`` imports anywhere in it, as dotted names below ``gradlab``
+    (``"gradlab"`` for the package itself, whose namespace holds every module)."""
     modules = set(module_files())
+    package = ".".join(path.relative_to(PACKAGE).parent.parts) if path.is_relative_to(PACKAGE) else ""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 parts = alias.name.split(".")
                 if parts[0] == "gradlab":
-                    found.add(parts[1] if len(parts) > 1 else "gradlab")
+                    found.add(".".join(parts[1:]) or "gradlab")
         elif isinstance(node, ast.ImportFrom):
-            if node.level > 1:
-                found.add("gradlab")  # above the package: treat as the package
+            if node.level:
+                base = package.split(".") if package else []
+                base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+                if node.level - 1 > len(package.split(".") if package else []):
+                    found.add("gradlab")  # above the package: treat as the package
+                    continue
+                name = ".".join([*base, *((node.module or "").split(".") if node.module else [])])
+            elif (node.module or "").split(".")[0] == "gradlab":
+                name = ".".join(node.module.split(".")[1:])
+            else:
                 continue
-            parts = (node.module or "").split(".") if node.module else []
-            if node.level == 1:
-                parts = ["gradlab", *parts]
-            if not parts or parts[0] != "gradlab":
-                continue
-            if len(parts) > 1:
-                found.add(parts[1])
-            else:  # from gradlab import x: a module if x is one, else the package's namespace
-                for alias in node.names:
-                    found.add(alias.name if alias.name in modules else "gradlab")
+            for alias in node.names:
+                sub = f"{name}.{alias.name}" if name else alias.name
+                if sub in modules:
+                    found.add(sub)
+                elif name:
+                    found.add(name)
+                else:  # from gradlab import x, where x is not a module: the package's namespace
+                    found.add("gradlab")
     return found
 
 
 def test_import_parser_sees_every_form(tmp_path):
     src = tmp_path / "m.py"
     src.write_text(
-        "import gradlab.scaling\nfrom gradlab import _checks, MODES\nfrom .adaptive import AutoClip\n"
-        "def f():\n    from gradlab.transforms import Scaler\nimport numpy\n"
+        "import gradlab.scaling\nfrom gradlab import _checks, MODES\nfrom gradlab.scaler import modes\n"
+        "def f():\n    from gradlab.training.trainer import Trainer\nimport numpy\n"
     )
-    assert gradlab_imports(src) == {"scaling", "_checks", "gradlab", "adaptive", "transforms"}
+    assert gradlab_imports(src) == {"scaling", "_checks", "gradlab", "scaler.modes", "training.trainer"}
 
 
-def test_scaling_imports_only_checks_from_gradlab():
-    assert gradlab_imports(PACKAGE / "scaling.py") <= {"_checks"}
+def test_relative_imports_resolve_inside_their_room():
+    found = gradlab_imports(PACKAGE / "scaler" / "compose.py")
+    assert found and all(room(m) in ("ground", "scaling", "scaler") for m in found), found
+
+
+def test_scaling_imports_only_the_ground_floor():
+    for name, path in module_files().items():
+        if room(name) == "scaling":
+            assert {room(m) for m in gradlab_imports(path)} <= {"ground", "scaling"}, name
+
+
+def test_every_module_is_in_a_room():
+    unplaced = sorted(m for m in module_files() if room(m) not in ROOMS and m not in ("__main__",))
+    assert not unplaced, f"put these modules in a room (a folder of gradlab named in ROOMS): {unplaced}"
+    for name in ROOMS[1:]:
+        assert (PACKAGE / name / "__init__.py").exists(), f"room {name!r} is not a folder"
 
 
 def test_imports_point_one_way():
     files = module_files()
-    present = [m for m in IMPORT_ORDER if m in files]
-    assert {"_checks", "scaling"} <= set(present), present
-    unplaced = sorted(set(files) - set(IMPORT_ORDER) - {"__init__", "__main__"})
-    assert not unplaced, f"place these modules in IMPORT_ORDER: {unplaced}"
     wrong = []
-    for i, module in enumerate(present):
-        imported = gradlab_imports(files[module])
-        later = sorted(m for m in present[i + 1 :] if m in imported)
-        if later:
-            wrong.append(f"gradlab/{module}.py imports {later}")
+    edges = {}
+    for module, path in files.items():
+        if module == "__main__":
+            continue
+        imported = gradlab_imports(path)
         if "gradlab" in imported:
-            wrong.append(f"gradlab/{module}.py imports the gradlab package (and so every module)")
-    assert not wrong, f"imports must point one way ({' < '.join(present)}): " + "; ".join(wrong)
+            wrong.append(f"gradlab/{module} imports the gradlab package (and so every module)")
+        mine = ROOMS.index(room(module))
+        later = sorted(m for m in imported if m != "gradlab" and ROOMS.index(room(m)) > mine)
+        if later:
+            wrong.append(f"gradlab/{module} ({room(module)}) imports {later}")
+        edges[module] = {m for m in imported if m != "gradlab" and room(m) == room(module) and m != module}
+    assert not wrong, f"imports must point one way ({' < '.join(ROOMS)}): " + "; ".join(wrong)
+    # no cycles inside a room (a room's __init__ may import its own modules, and they not it)
+    for module, targets in edges.items():
+        for t in targets:
+            if module in files and "." in module and t == module.rsplit(".", 1)[0]:
+                wrong.append(f"gradlab/{module} imports its room's __init__ ({t}): import the module itself")
+    assert not wrong, "; ".join(wrong)
+
+    def reach(start, seen):
+        for t in edges.get(start, ()):
+            if t not in seen:
+                seen.add(t)
+                reach(t, seen)
+        return seen
+
+    cycles = sorted(m for m in edges if m in reach(m, set()))
+    assert not cycles, f"these modules import each other in a cycle: {cycles}"
 
 
 # Private names of TensorFlow, Keras and plotly: used only through gradlab/_internals.py.
 PRIVATE_NAMES = re.compile(r"tensorflow\.python|tf\.__internal__|keras\.src|_pywrap|_js2py_|_last_trace_edit_id")
 # Uses that need a redesign rather than a move (gradlab/_internals.py names them): none may be added.
-NOT_YET_BEHIND_THE_ADAPTER = {("gradlab/optimizer.py", "_stateful_handle_non_finite_grads")}
+NOT_YET_BEHIND_THE_ADAPTER = {("gradlab/training/optimizer.py", "_stateful_handle_non_finite_grads")}
 
 
 def test_private_apis_only_in_the_adapter_module():

@@ -10,9 +10,9 @@ import pytest
 
 import gradlab
 from gradlab import _internals, plots
-from gradlab.history import SCALARS, History
-from gradlab.report import main as report_main
-from gradlab.widgets import Lab, threshold_range
+from gradlab.display.report import main as report_main
+from gradlab.lab.lab import Lab, threshold_range
+from gradlab.training.history import SCALARS, History
 
 
 def make_history(loss, norm_before, skipped=None, bound=1.0, label="run"):

@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from gradlab.exercises._common import say
-from gradlab.history import History
+from gradlab.training.history import History
 
 __all__ = ["check_global_norm"]
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from gradlab import _checks
 from gradlab.exercises._common import say
-from gradlab.history import History
+from gradlab.training.history import History
 
 __all__ = ["check_percentile_threshold"]
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from gradlab.adaptive import AutoClip
 from gradlab.exercises._common import say
 from gradlab.scaling import adaptive_clip
+from gradlab.scaling.adaptive import AutoClip
 
 __all__ = ["AGC_TASK", "AUTOCLIP_TASK", "check_agc", "check_autoclip_bound"]
 

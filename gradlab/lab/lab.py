@@ -21,22 +21,20 @@ import time
 import ipywidgets as w
 import keras
 
-from gradlab import _checks, plots
-from gradlab.problems import PROBLEMS, make_problem
-from gradlab.training import Trainer, compare
-from gradlab.transforms import MODE_NAMES, MODES, Scaler, check_mode, check_threshold
+from gradlab import _checks
+from gradlab.display import plots
+from gradlab.scaler.modes import MODE_NAMES, MODES, check_mode, check_threshold
+from gradlab.scaler.scaler import Scaler
+from gradlab.training.compare import compare
+from gradlab.training.problems import PROBLEMS, make_problem
+from gradlab.training.trainer import Trainer
 
 __all__ = ["Lab", "threshold_range"]
 
 
 def threshold_range(mode: str) -> tuple[float, float]:
-    """Log10 range of the threshold slider for ``mode``."""
-    check_mode(mode)
-    return {
-        "autoclip": (0.0, 2.0),  # percentile 1..100
-        "zclip": (-0.5, 1.0),  # z 0.3..10
-        "agc": (-3.0, 0.0),  # clipping 0.001..1
-    }.get(mode, (-3.0, 3.0))
+    """Log10 range of the threshold slider for ``mode`` (the mode's record says it)."""
+    return MODES[check_mode(mode)].slider
 
 
 def _steps(steps):

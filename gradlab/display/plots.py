@@ -22,7 +22,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from gradlab import _checks, _internals
-from gradlab.history import History
+from gradlab.training.history import History
 
 __all__ = [
     "LiveFigure",

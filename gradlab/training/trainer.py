@@ -26,13 +26,13 @@ import keras
 import tensorflow as tf
 
 from gradlab import _checks
-from gradlab.history import History
-from gradlab.optimizer import ScaledOptimizer
-from gradlab.problems import PROBLEMS, Problem, make_problem
-from gradlab.recording import Recorder, Update, measure_update, weights_before
-from gradlab.transforms import MODE_NAMES, Scaler, check_mode, check_threshold
+from gradlab.scaler.modes import MODE_NAMES
+from gradlab.scaler.scaler import Scaler
+from gradlab.training.history import History
+from gradlab.training.optimizer import ScaledOptimizer
+from gradlab.training.recording import Recorder, Update, measure_update, weights_before
 
-__all__ = ["GradientStats", "Trainer", "compare", "setup"]
+__all__ = ["Trainer", "check_arrays", "check_loss", "setup"]
 
 
 def setup(seed: int = 0, deterministic: bool = True, quiet: bool = True) -> None:
@@ -402,150 +402,11 @@ class Trainer:
         return run
 
 
-class GradientStats(keras.callbacks.Callback):
-    """Collect gradlab's statistics during ``model.fit`` into a :class:`History`.
-
-    The model must be compiled with a :class:`ScaledOptimizer`. Statistics are
-    recorded inside the compiled train step from the real gradients; this
-    callback reads them every ``capacity`` batches and at the end of each epoch.
-    If the train function was already traced without recording, it is traced
-    once more.
-
-    >>> p = gradlab.problems.deep_mlp(depth=2, samples=64)
-    >>> m = p.model()
-    >>> m.compile(gradlab.ScaledOptimizer(keras.optimizers.SGD(0.01), "global_norm", 1.0), p.loss)
-    >>> stats = GradientStats()
-    >>> _ = m.fit(p.x, p.y, batch_size=16, epochs=1, verbose=0, callbacks=[stats])
-    >>> len(stats.history)
-    4
-    """
-
-    def __init__(self, capacity: int = 1024, label: str = ""):
-        super().__init__()
-        self.capacity = _checks.number("capacity", capacity, low=1, low_open=False, integer=True)
-        self.label = _checks.text("label", label)
-        self.history: History | None = None
-        self._pending = 0
-
-    def on_train_begin(self, logs=None):
-        opt = self.model.optimizer
-        if isinstance(opt, keras.optimizers.LossScaleOptimizer) and isinstance(opt.inner_optimizer, ScaledOptimizer):
-            opt.inner_optimizer.watch_loss_scale(opt)
-            opt = opt.inner_optimizer
-        if not isinstance(opt, ScaledOptimizer):
-            raise ValueError(
-                "GradientStats needs the model compiled with gradlab.ScaledOptimizer. "
-                f"Received: optimizer={type(opt).__name__}"
-            )
-        if opt.recorder is None:
-            opt.start_recording(self.model.trainable_variables, self.capacity)
-            self.model.make_train_function(force=True)
-        self._recorder = recorder = opt.recorder
-        if self.history is None:
-            self.history = History.empty(recorder.layer_names, MODE_NAMES, self.label)
-        self._pending = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._pending += 1
-        if self._pending >= self._recorder.capacity:
-            self._flush()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._flush()
-
-    def on_train_end(self, logs=None):
-        self._flush()
-
-    def _flush(self):
-        self.history.extend(self._recorder.history(self._recorder.flush(), self.label))
-        self._pending = 0
-
-
-def compare(
-    problem: Problem,
-    runs,
-    *,
-    optimizer=lambda: keras.optimizers.SGD(0.1),
-    steps: int = 200,
-    batch_size: int = 32,
-    seed: int = 0,
-    progress: bool = False,
-    **trainer_options,
-) -> list[History]:
-    """Train one run per ``(mode, threshold)`` from identical weights and data order.
-
-    Args:
-      problem: a :class:`gradlab.problems.Problem` (its ``model()`` gives the
-        same initial weights each call).
-      runs: list of mode names or ``(mode, threshold)`` pairs.
-      optimizer: a function returning a fresh Keras optimizer for each run.
-      steps, batch_size, seed: as in :meth:`Trainer.fit` (same seed: same order).
-
-    Returns:
-      One :class:`History` per run, labelled ``"mode"`` or ``"mode=threshold"``.
-    """
-    if isinstance(problem, str):
-        problem = make_problem(problem, seed=seed)
-    if not isinstance(problem, Problem):
-        raise ValueError(
-            "Argument `problem` must be a gradlab.problems.Problem (such as gradlab.problems.deep_mlp()) or "
-            f"the name of one of {', '.join(repr(p) for p in PROBLEMS)}. Received: problem={problem!r}"
-        )
-    if not callable(optimizer) or isinstance(optimizer, keras.optimizers.Optimizer):
-        raise ValueError(
-            "Argument `optimizer` must be a function returning a new optimizer for each run, such as "
-            f"`lambda: keras.optimizers.SGD(0.1)`. Received: optimizer={optimizer!r}"
-        )
-    parsed = parse_runs(runs)
-    _checks.known_options(trainer_options, Trainer, "compare")
-    for name, value in (("steps", steps), ("batch_size", batch_size)):
-        _checks.number(name, value, low=1, low_open=False, integer=True)
-    _checks.number("seed", seed, low=0, low_open=False, integer=True)
-    # One model, optimizer and compiled step for every run: reset() restores the
-    # initial weights, optimizer slots, adaptive state and data order; the mode
-    # and threshold are variables, so no run retraces.
-    trainer = Trainer(problem.model(), problem.loss, optimizer(), Scaler(parsed[0][0], parsed[0][1]), **trainer_options)
-    histories = []
-    for mode, threshold, label in parsed:
-        trainer.reset()
-        trainer.scaler.set(mode=mode, threshold=threshold)
-        trainer.label = label
-        histories.append(
-            trainer.fit(problem.x, problem.y, steps=steps, batch_size=batch_size, seed=seed, progress=progress)
-        )
-    return histories
-
-
 def _assertion_text(message: str) -> str:
     """The text of a failed ``tf.debugging.Assert`` without TensorFlow's node and trace lines."""
     first = message.split("assertion failed:", 1)[-1].split("\n")[0]
     parts = [p.strip(" []") for p in first.replace("\\'", "'").split("] [")]
     return " ".join(parts) + ". Use nonfinite='skip' to skip such steps or 'zero' to zero the bad entries."
-
-
-def parse_runs(runs) -> list[tuple[str, float, str]]:
-    """``runs`` (mode names or ``(mode, threshold)`` pairs) as ``(mode, threshold, label)`` triples."""
-    if isinstance(runs, (str, bytes)) or not isinstance(runs, (list, tuple)):
-        raise ValueError(
-            "Argument `runs` must be a list of mode names or (mode, threshold) pairs, such as "
-            f"['none', ('global_norm', 1.0)]. Received: runs={runs!r}"
-        )
-    if not runs:
-        raise ValueError("Argument `runs` must name at least one mode. Received: runs=[]")
-    parsed = []
-    for i, run in enumerate(runs):
-        if isinstance(run, str):
-            mode, threshold = run, None
-        elif isinstance(run, (list, tuple)) and len(run) == 2:
-            mode, threshold = run
-        else:
-            raise ValueError(
-                f"Argument `runs` must hold mode names or (mode, threshold) pairs. Received: runs[{i}]={run!r}"
-            )
-        check_mode(mode)
-        value = check_threshold(mode, threshold)
-        parsed.append((mode, value, mode if threshold is None else f"{mode}={float(value):g}"))
-    return parsed
 
 
 def _check_input_shape(model, name, shape):

@@ -15,9 +15,10 @@ import numpy as np
 import tensorflow as tf
 
 from gradlab._state import scatter, state_variable
-from gradlab.history import SCALARS, History
-from gradlab.scaling import fused_squared_norm, merge_duplicates
-from gradlab.transforms import MODE_NAMES, Info, variable_name
+from gradlab.scaler.modes import MODE_NAMES
+from gradlab.scaler.scaler import Info, variable_name
+from gradlab.scaling.clipping import fused_squared_norm, merge_duplicates
+from gradlab.training.history import SCALARS, History
 
 __all__ = ["Recorder", "Update", "layer_groups", "measure_update", "weights_before"]
 

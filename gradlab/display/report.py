@@ -18,11 +18,12 @@ import time
 
 import keras
 
-from gradlab import _checks, plots
-from gradlab.history import History
-from gradlab.problems import PROBLEMS, make_problem
-from gradlab.training import compare
-from gradlab.transforms import MODE_NAMES, check_mode, check_threshold
+from gradlab import _checks
+from gradlab.display import plots
+from gradlab.scaler.modes import MODE_NAMES, check_mode, check_threshold
+from gradlab.training.compare import compare
+from gradlab.training.history import History
+from gradlab.training.problems import PROBLEMS, make_problem
 
 __all__ = ["main", "summary_table", "write_report"]
 

@@ -24,9 +24,9 @@ import tensorflow as tf
 
 from gradlab import _checks
 from gradlab._state import state_variable
-from gradlab.recording import Recorder, Update, measure_update, weights_before
-from gradlab.scaling import merge_duplicates
-from gradlab.transforms import Scaler
+from gradlab.scaler.scaler import Scaler
+from gradlab.scaling.clipping import merge_duplicates
+from gradlab.training.recording import Recorder, Update, measure_update, weights_before
 
 __all__ = ["ScaledOptimizer"]
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from gradlab import _checks
 from gradlab._state import scatter, state_variable
-from gradlab.scaling import bound_factor, global_norm, scale, values_of, with_values
+from gradlab.scaling.clipping import bound_factor, global_norm, scale, values_of, with_values
 
 __all__ = ["AutoClip", "ZClip"]
 

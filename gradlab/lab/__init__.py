@@ -1,0 +1,5 @@
+"""The live lab: widgets that steer a training run while it runs (:class:`Lab`)."""
+
+from gradlab.lab.lab import Lab, threshold_range
+
+__all__ = ["Lab", "threshold_range"]

@@ -1,0 +1,13 @@
+"""The scaler: scaling modes by name, with live controls, composition and non-finite policy.
+
+- :mod:`~gradlab.scaler.modes`: every mode, one record each (name, threshold, ranges).
+- :mod:`~gradlab.scaler.scaler`: :class:`Scaler`, a mode whose name and threshold
+  live in a ``tf.Variable`` (a slider changes them without a retrace).
+- :mod:`~gradlab.scaler.compose`: :class:`Chain` and :class:`Selective`.
+"""
+
+from gradlab.scaler.compose import Chain, Selective
+from gradlab.scaler.modes import MODE_NAMES, MODES, NONFINITE_POLICIES, Mode
+from gradlab.scaler.scaler import Info, Plan, Scaler
+
+__all__ = ["MODES", "MODE_NAMES", "NONFINITE_POLICIES", "Chain", "Info", "Mode", "Plan", "Scaler", "Selective"]

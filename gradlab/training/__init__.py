@@ -1,0 +1,19 @@
+"""Training: instrumented steps that record every statistic from the real gradients.
+
+- :mod:`~gradlab.training.trainer`: :class:`Trainer`, a compiled custom step.
+- :mod:`~gradlab.training.optimizer`: :class:`ScaledOptimizer`, for ``model.fit``.
+- :mod:`~gradlab.training.callbacks`: :class:`GradientStats`, the ``model.fit`` callback.
+- :mod:`~gradlab.training.compare`: :func:`compare`, one run per mode.
+- :mod:`~gradlab.training.recording` and :mod:`~gradlab.training.history`: the
+  in-graph recorder and the :class:`History` it fills.
+- :mod:`~gradlab.training.problems`: small seeded problems that ship with gradlab.
+"""
+
+from gradlab.training import problems
+from gradlab.training.callbacks import GradientStats
+from gradlab.training.compare import compare
+from gradlab.training.history import History
+from gradlab.training.optimizer import ScaledOptimizer
+from gradlab.training.trainer import Trainer, setup
+
+__all__ = ["GradientStats", "History", "ScaledOptimizer", "Trainer", "compare", "problems", "setup"]
