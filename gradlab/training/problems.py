@@ -16,7 +16,16 @@ import numpy as np
 
 from gradlab import _checks
 
-__all__ = ["PROBLEMS", "Problem", "deep_mlp", "digits", "imbalanced_digits", "make_problem", "wide_mlp"]
+__all__ = [
+    "PROBLEMS",
+    "Problem",
+    "deep_mlp",
+    "digits",
+    "from_model",
+    "imbalanced_digits",
+    "make_problem",
+    "wide_mlp",
+]
 
 
 @dataclasses.dataclass
@@ -30,6 +39,7 @@ class Problem:
       loss: a Keras loss object.
       seed: the seed used for data and for the model's initial weights.
       description: one line for menus.
+      validation_data: ``(x_val, y_val)`` held-out arrays, or None.
     """
 
     name: str
@@ -39,6 +49,7 @@ class Problem:
     loss: keras.losses.Loss
     seed: int
     description: str
+    validation_data: tuple | None = None
 
     def __post_init__(self):
         _checks.text("name", self.name)
@@ -56,6 +67,16 @@ class Problem:
             raise _checks._fail("loss", "a Keras loss (a name, or callable as loss(y_true, y_pred))", self.loss)
         _seed(self.seed)
         _checks.text("description", self.description)
+        if self.validation_data is not None:
+            v = self.validation_data
+            if not isinstance(v, (tuple, list)) or len(v) != 2 or not all(hasattr(a, "__len__") for a in v):
+                raise _checks._fail("validation_data", "a pair (x_val, y_val) of arrays", v)
+            if len(v[0]) != len(v[1]) or len(v[0]) == 0:
+                raise ValueError(
+                    "Argument `validation_data` must hold as many targets as samples, at least one. "
+                    f"Received: len(x_val)={len(v[0])}, len(y_val)={len(v[1])}"
+                )
+            self.validation_data = (v[0], v[1])
 
     def model(self) -> keras.Model:
         """A fresh model; every call gives the same initial weights."""
@@ -155,6 +176,90 @@ def imbalanced_digits(seed: int = 0, keep: float = 0.1) -> Problem:
         seed,
         f"digits with classes 1-9 kept at {keep:.0%}",
     )
+
+
+def from_model(
+    model, x, y, loss, *, validation_data=None, name: str | None = None, seed: int = 0, description: str = ""
+) -> Problem:
+    """Your own model and data as a :class:`Problem`, for ``compare``, the lab and the report.
+
+    Args:
+      model: a built Keras model (Sequential, Functional or subclassed), which
+        gradlab clones for every run with the weights it has now (the model
+        itself is never trained), or a function that builds a new one (called
+        after seeding with ``seed``, so every run starts from the same weights).
+      x, y: the training arrays (numpy arrays or tensors, one row per sample).
+      loss: a Keras loss, its name (``"mse"``) or ``loss(y_true, y_pred)``.
+      validation_data: ``(x_val, y_val)``, evaluated during ``compare`` and in the lab.
+      name, seed, description: the problem's name (the model's name by default),
+        seed and one-line description.
+
+    >>> net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    >>> p = from_model(net, np.ones((8, 3), "float32"), np.zeros((8, 1), "float32"), "mse")
+    >>> a, b = p.model(), p.model()
+    >>> a is not net and all((u == v).all() for u, v in zip(a.get_weights(), net.get_weights()))
+    True
+    """
+    from gradlab.training.trainer import check_loss  # the Trainer checks losses the same way
+
+    loss = check_loss(loss)
+    seed = _seed(seed)
+    sample = _first_rows(x)
+    if isinstance(model, keras.Model):
+        if not model.built or not model.weights:
+            raise ValueError(
+                "Argument `model` must be built (give it a keras.Input, or call it once on a batch) so that "
+                f"every run can start from its weights. Received: an unbuilt model {model.name!r}"
+            )
+        weights = [w.numpy().copy() for w in model.weights]
+        original = model
+
+        def build():
+            try:
+                clone = keras.models.clone_model(original)
+            except Exception as err:  # noqa: BLE001 - Keras raises several types here
+                raise ValueError(
+                    f"Argument `model` could not be cloned for a new run ({type(err).__name__}: {err}). Pass a "
+                    "function that builds a new model instead, e.g. model=lambda: MyModel(...). Received: "
+                    f"model={original.name!r} of type {type(original).__name__}"
+                ) from None
+            if not clone.built:
+                clone(sample)
+            clone.set_weights(weights)
+            return clone
+
+        default_name = model.name
+    elif callable(model) and not isinstance(model, type):
+
+        def build():
+            built = model()
+            if not isinstance(built, keras.Model):
+                raise ValueError(
+                    "Argument `model` must be a keras.Model or a function returning one. "
+                    f"Received: a function that returned {type(built).__name__}"
+                )
+            if not built.built:
+                built(sample)
+            return built
+
+        default_name = getattr(model, "__name__", "model")
+    else:
+        raise ValueError(
+            "Argument `model` must be a built keras.Model or a function that builds one, such as "
+            f"`lambda: keras.Sequential([...])`. Received: model={model!r}"
+        )
+    name = default_name if name is None else name
+    return Problem(
+        _checks.text("name", name), x, y, build, loss, seed, description or f"your model {name!r}", validation_data
+    )
+
+
+def _first_rows(x, n: int = 1):
+    """The first ``n`` samples of ``x`` (to build a model that was not built yet)."""
+    try:
+        return x[:n]
+    except TypeError:
+        raise _checks._fail("x", "an array with one row per sample", x) from None
 
 
 def _seed(seed) -> int:
