@@ -29,6 +29,7 @@ SCALARS = (
     "bound",  # global-norm bound in force (computed for autoclip/zclip; inf if none)
 )
 PER_LAYER = ("layer_norm_before", "layer_norm_after", "update_ratio")
+VALIDATION = ("val_step", "val_loss", "val_accuracy")
 
 
 @dataclasses.dataclass
@@ -43,6 +44,10 @@ class History:
       layer_names: names of the layers (groups of variables).
       mode_names: name of each mode index.
       label: a name for the run (used by plots and ``compare``).
+      val_step, val_loss, val_accuracy: held-out evaluations, one per entry:
+        the number of steps trained when evaluated, the validation loss, and the
+        accuracy (NaN when the loss is not a classification loss). Empty when
+        no validation data was given.
     """
 
     loss: np.ndarray
@@ -60,6 +65,9 @@ class History:
     layer_names: list
     mode_names: tuple
     label: str = ""
+    val_step: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    val_loss: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    val_accuracy: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self):
         n = len(self.loss) if hasattr(self.loss, "__len__") else None
@@ -78,6 +86,12 @@ class History:
                     f"Argument `{k}` must be an array of shape (steps, layers) = ({n}, {layers}). "
                     f"Received: {k} of shape {shape}"
                 )
+        shapes = {k: np.shape(getattr(self, k)) for k in VALIDATION}
+        if any(len(s) != 1 for s in shapes.values()) or len(set(shapes.values())) != 1:
+            raise ValueError(
+                "Arguments `val_step`, `val_loss` and `val_accuracy` must be 1-D arrays of one length "
+                f"(one entry per evaluation). Received shapes: {shapes}"
+            )
 
     @classmethod
     def empty(cls, layer_names, mode_names, label=""):
@@ -121,9 +135,19 @@ class History:
                 f"Argument `other` must number its modes the same way, {tuple(self.mode_names)}. "
                 f"Received: other.mode_names={tuple(other.mode_names)}"
             )
+        offset = len(self)
         for k in SCALARS + PER_LAYER:
             setattr(self, k, np.concatenate([getattr(self, k), getattr(other, k)]))
+        self.val_step = np.concatenate([self.val_step, np.asarray(other.val_step, np.int64) + offset])
+        self.val_loss = np.concatenate([self.val_loss, other.val_loss])
+        self.val_accuracy = np.concatenate([self.val_accuracy, other.val_accuracy])
         return self
+
+    def add_validation(self, loss: float, accuracy: float = float("nan")) -> None:
+        """Append one held-out evaluation, taken after the steps recorded so far."""
+        self.val_step = np.append(self.val_step, len(self)).astype(np.int64)
+        self.val_loss = np.append(self.val_loss, float(loss))
+        self.val_accuracy = np.append(self.val_accuracy, float(accuracy))
 
     def __len__(self) -> int:
         return len(self.loss)
