@@ -40,7 +40,7 @@ data = tf.data.Dataset.from_tensor_slices((problem.x, problem.y)).batch(BATCH, d
 def trainer_runs(strategy):
     """Every mode through one Trainer (reset between modes): weights and history per mode."""
     with strategy.scope():
-        scaler = gradlab.Scaler("global_norm", 0.1, zclip_warmup=5)
+        scaler = gradlab.Scaler("global_norm", 0.1, zclip_warmup=5, modes="all")
         t = gradlab.Trainer(problem.model(), problem.loss, keras.optimizers.SGD(0.05), scaler)
         out = {}
         for mode, threshold in THRESHOLDS.items():

@@ -382,12 +382,12 @@ CASES = [
     ),
     # --- Scaler.set
     case(
-        lambda: gradlab.Scaler("norm", 1.0).set(mode="autoclip", threshold=500),
+        lambda: gradlab.Scaler("norm", 1.0, modes="all").set(mode="autoclip", threshold=500),
         ("Argument `threshold`", "in (0, 100]", "Received: threshold=500", "percentile"),
         "set-autoclip-percentile-500",
     ),
     case(
-        lambda: gradlab.Scaler("norm", 500.0).set(mode="autoclip"),
+        lambda: gradlab.Scaler("norm", 500.0, modes="all").set(mode="autoclip"),
         ("Argument `threshold`", "in (0, 100]", "Received: threshold=500.0", "percentile"),
         "set-mode-keeps-threshold-not-allowed",
     ),

@@ -284,7 +284,9 @@ def test_live_changes_in_compiled_train_step_do_not_retrace():
 def test_adaptive_state_changes_inside_compiled_train_step():
     """AutoClip and ZClip state (tf.Variables) advances inside a compiled step of ScaledOptimizer."""
     w = keras.Variable([0.0, 0.0])
-    opt = gradlab.ScaledOptimizer(keras.optimizers.SGD(1.0), mode="autoclip", threshold=50.0, zclip_warmup=2)
+    opt = gradlab.ScaledOptimizer(
+        keras.optimizers.SGD(1.0), mode="autoclip", threshold=50.0, zclip_warmup=2, modes="all"
+    )
     opt.build([w])
 
     @tf.function

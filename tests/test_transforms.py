@@ -285,7 +285,7 @@ def test_live_mode_and_threshold_changes_do_not_retrace():
 
 def test_set_only_threshold_or_only_mode():
     """set(threshold=...) keeps the mode; set(mode=...) keeps the threshold; a bad one is refused."""
-    scaler = gradlab.Scaler("value", 2.0)
+    scaler = gradlab.Scaler("value", 2.0, modes="all")
     scaler.set(threshold=0.5)
     np.testing.assert_array_equal(scaler([tf.constant([3.0, 0.25])])[0].numpy(), [0.5, 0.25])
     scaler.set(mode="global_norm")
@@ -294,6 +294,52 @@ def test_set_only_threshold_or_only_mode():
     with pytest.raises(ValueError, match="threshold"):
         scaler.set(mode="autoclip", threshold=150.0)  # a percentile must be in (0, 100]
     assert scaler.mode_name == "global_norm" and float(scaler.threshold) == 0.5
+
+
+def test_adaptive_state_exists_only_where_a_run_can_use_it():
+    """AutoClip's and ZClip's state is created for the modes a Scaler may run, and only for them."""
+    plain = gradlab.Scaler("global_norm", 1.0)
+    assert plain.autoclip is None and plain.zclip is None and plain.state_variables == []
+    assert plain.variables == [plain.controls]
+    assert "autoclip" not in plain.modes and {"none", "value", "agc"} <= set(plain.modes)
+    with pytest.raises(
+        ValueError,
+        match=r"Argument `mode` must be one of the modes this Scaler was built for.*"
+        r"modes='all'.*Received: mode='zclip'",
+    ):
+        plain.set(mode="zclip")
+    assert plain.mode_name == "global_norm"  # refused: nothing changed
+    z = gradlab.Scaler("zclip")
+    assert z.zclip is not None and z.autoclip is None and len(z.state_variables) == len(z.zclip.variables) - 1
+    both = gradlab.Scaler("none", modes=["autoclip"])
+    assert both.autoclip is not None and both.zclip is None
+    both.set(mode="autoclip", threshold=50.0)
+    assert both.mode_name == "autoclip"
+    every = gradlab.Scaler("none", modes="all")
+    assert every.autoclip is not None and every.zclip is not None and every.modes == gradlab.MODE_NAMES
+    for bad in ("some", [], ["glob"], 3):
+        with pytest.raises(ValueError, match="modes|mode"):
+            gradlab.Scaler("none", modes=bad)
+
+
+def test_every_mode_is_one_record_used_everywhere(monkeypatch):
+    """The Scaler's branches, the applier's kinds, the lab's slider ranges come from the records."""
+    from gradlab.lab import threshold_range
+    from gradlab.scaler import modes
+
+    assert tuple(modes.MODES) == gradlab.MODE_NAMES
+    for name, record in modes.MODES.items():
+        assert record.name == name and callable(record.decide)
+        assert record.applies in ("none", "scale", "clip", "units")
+        assert threshold_range(name) == record.slider
+        assert (record.state is not None) == (name in modes.STATEFUL)
+    # a mode's compiled branch is its record's formula: a stand-in record changes what the Scaler does
+    scaler = gradlab.Scaler("norm", 1.0)
+    g = [tf.constant([3.0, 4.0])]
+    assert_grads_close(scaler(g), [[0.6, 0.8]], rtol=1e-6)
+    halve = modes.MODES["norm"]._replace(decide=lambda m, t, ctx: modes._by(m, tf.fill([len(m.values)], 0.5), t))
+    monkeypatch.setitem(modes.MODES, "norm", halve)
+    assert_grads_close(scaler(g), [[1.5, 2.0]], rtol=1e-6)
 
 
 # ---------------------------------------------------------------- Selective
@@ -393,7 +439,7 @@ def test_chain_passes_variables_and_plain_functions():
 def test_chain_and_selective_round_trip_through_keras_serialization():
     """A Chain holding a Scaler and a Selective survives serialize -> JSON -> deserialize."""
     chain = gradlab.Chain(
-        gradlab.Scaler("value", 25.0, nonfinite="zero", zclip_warmup=7),
+        gradlab.Scaler("value", 25.0, nonfinite="zero", zclip_warmup=7, modes=["zclip"]),
         gradlab.Selective(
             [("^encoder", 0.5), ("head", gradlab.Scaler("global_norm", 1.0))],
             default=2.0,
@@ -419,8 +465,11 @@ def test_chain_and_selective_round_trip_through_keras_serialization():
 @pytest.mark.parametrize("mode, threshold", [("autoclip", 25.0), ("zclip", 3.0), ("agc", 0.02)])
 def test_scaler_round_trip_keeps_mode_threshold_and_options(mode, threshold):
     """Scaler get_config/from_config keeps mode, threshold, policy and the adaptive options."""
-    scaler = gradlab.Scaler(mode, threshold, nonfinite="raise", autoclip_history=7, zclip_alpha=0.9, zclip_warmup=4)
+    scaler = gradlab.Scaler(
+        mode, threshold, nonfinite="raise", autoclip_history=7, zclip_alpha=0.9, zclip_warmup=4, modes="all"
+    )
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(scaler))
+    assert restored.modes == gradlab.MODE_NAMES
     assert restored.mode_name == mode and float(restored.threshold) == pytest.approx(threshold)
     assert restored.nonfinite == "raise"
     assert restored.autoclip.history_size == 7

@@ -8,7 +8,8 @@ import re
 import keras
 
 from gradlab import _checks
-from gradlab.scaler.scaler import _check_transform, call_transform, variable_name
+from gradlab.scaler.transform import call_transform, variable_name
+from gradlab.scaler.transform import check_transform as _check_transform
 from gradlab.scaling.clipping import scale, values_of, with_values
 
 __all__ = ["Chain", "Selective"]

@@ -1,14 +1,87 @@
-"""The scaling modes a :class:`~gradlab.Scaler` offers, by name, and their thresholds."""
+"""Every scaling mode a :class:`~gradlab.Scaler` offers: one record each.
+
+A :class:`Mode` holds all gradlab knows about a mode: its name, what its
+threshold means, the threshold's default and allowed interval, the lab slider's
+range, whether it needs the variables or a state, and its formula. The formula
+(``decide``) is written once, with the functions of :mod:`gradlab.scaling` that
+the pure functions use too (``clip_by_norm`` and mode ``"norm"`` both call
+:func:`~gradlab.scaling.clipping.clip_factor`). Adding a mode is adding one
+record here (and its tests); the Scaler, the recorder, the lab and the report
+read everything from the records.
+
+``decide(m, t, ctx)`` works on :class:`Measured` (one squared norm per tensor,
+taken in one pass over the gradients) and returns a :class:`Decision`: one
+factor per tensor, or one per unit for AGC, so that switching modes costs a few
+small ops, not a pass over the gradients per mode. ``ctx`` is the Scaler (for
+its epsilons and the state of AutoClip and ZClip). ``applies`` says how the
+decision becomes gradients: ``"none"`` (unchanged), ``"scale"`` (times the
+tensor's factor), ``"clip"`` (entries clipped to ``[-t, t]``) or ``"units"``
+(times AGC's unit-wise factors).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
-from gradlab import _checks
+import tensorflow as tf
 
-__all__ = ["MODES", "MODE_NAMES", "NONFINITE_POLICIES", "Mode", "check_mode", "check_threshold"]
+from gradlab import _checks
+from gradlab.scaling.agc import agc_factors
+from gradlab.scaling.clipping import bound_factor, clip_factor, normalize_factor, value_squares_after
+
+__all__ = [
+    "MODES",
+    "MODE_NAMES",
+    "NONFINITE_POLICIES",
+    "Decision",
+    "Measured",
+    "Mode",
+    "STATEFUL",
+    "check_mode",
+    "check_threshold",
+]
 
 NONFINITE_POLICIES = ("skip", "zero", "raise")
+_INF = float("inf")
+
+
+class Measured(NamedTuple):
+    """One step's gradients, measured once (the gradients that are not None).
+
+    Attributes:
+      values: their dense values (``IndexedSlices`` values for sparse ones).
+      squared: float32 vector, the squared norm of each.
+      norm: float32 scalar, the global norm.
+      finite: bool scalar, whether the global norm is finite.
+      variables: the matching variables, or None when none were given.
+    """
+
+    values: list
+    squared: tf.Tensor
+    norm: tf.Tensor
+    finite: tf.Tensor
+    variables: list | None
+
+    @property
+    def each(self) -> tf.Tensor:
+        return tf.sqrt(self.squared)
+
+
+class Decision(NamedTuple):
+    """What a mode decided for one step (see the module doc).
+
+    Attributes:
+      factors: float32 vector, one factor per tensor (ones for "clip" and "units").
+      units: per tensor, AGC's unit-wise factors (ones of the unit shape otherwise).
+      bound: the global-norm bound in force (inf when the mode has none).
+      squared_after: float32 vector, each tensor's squared norm after scaling.
+    """
+
+    factors: tf.Tensor
+    units: list
+    bound: tf.Tensor
+    squared_after: tf.Tensor
 
 
 class Mode(NamedTuple):
@@ -20,15 +93,92 @@ class Mode(NamedTuple):
     low: float  # allowed threshold interval (low, high]
     high: float | None
     summary: str
+    decide: Callable[[Measured, tf.Tensor, object], Decision]
+    applies: str = "scale"  # "none" | "scale" | "clip" | "units"
     slider: tuple[float, float] = (-3.0, 3.0)  # the lab's threshold slider, log10 of its ends
+    state: str | None = None  # the Scaler attribute holding the state it needs ("autoclip", "zclip")
+    needs_variables: bool = False
+
+
+# ---------------------------------------------------------------- formulas
+def unit_shape(v):
+    """The shape of AGC's unit-wise factors for ``v``: ``(1, ..., 1, units)``, or a scalar."""
+    rank = v.shape.rank
+    if rank is None or rank <= 1:
+        return []
+    if v.shape[-1] is None:
+        return tf.concat([tf.ones([rank - 1], tf.int32), tf.shape(v)[-1:]], 0)
+    return [1] * (rank - 1) + [v.shape[-1]]
+
+
+def _no_units(m: Measured) -> list:
+    return [tf.ones(unit_shape(v)) for v in m.values]
+
+
+def _by(m: Measured, factors, bound) -> Decision:
+    return Decision(factors, _no_units(m), tf.cast(bound, tf.float32), m.squared * factors * factors)
+
+
+def _everywhere(m: Measured, factor) -> tf.Tensor:
+    return tf.fill([len(m.values)], factor)
+
+
+def _none(m, t, ctx):
+    return Decision(tf.ones([len(m.values)]), _no_units(m), tf.constant(_INF), m.squared)
+
+
+def _value(m, t, ctx):
+    # ||clip(v, -t, t)||**2 without building the clipped tensor
+    after = tf.stack([value_squares_after(v, t) for v in m.values])
+    return Decision(tf.ones([len(m.values)]), _no_units(m), tf.cast(t, tf.float32), after)
+
+
+def _norm(m, t, ctx):
+    return _by(m, clip_factor(m.each, t), t)
+
+
+def _global_norm(m, t, ctx):
+    return _by(m, _everywhere(m, clip_factor(m.norm, t)), t)
+
+
+def _normalize(m, t, ctx):
+    return _by(m, normalize_factor(m.each, t, ctx.normalize_eps), t)
+
+
+def _global_normalize(m, t, ctx):
+    return _by(m, _everywhere(m, normalize_factor(m.norm, t, ctx.normalize_eps)), t)
+
+
+def _agc(m, t, ctx):
+    if m.variables is None:  # only reachable if the mode changed inside a graph
+        tf.debugging.Assert(False, ["Mode 'agc' needs the variables: call scaler(grads, variables)."])
+        return _none(m, t, ctx)
+    pairs = [agc_factors(v, w, t, ctx.agc_eps) for v, w in zip(m.values, m.variables)]
+    return Decision(tf.ones([len(m.values)]), [u for u, _ in pairs], tf.constant(_INF), tf.stack([s for _, s in pairs]))
+
+
+def _autoclip(m, t, ctx):
+    bound = ctx.autoclip._update(m.norm, t)  # t was checked when it was set
+    return _by(m, _everywhere(m, bound_factor(m.norm, bound)), bound)
+
+
+def _zclip(m, t, ctx):
+    bound = ctx.zclip.update(m.norm, t)
+    return _by(m, _everywhere(m, bound_factor(m.norm, bound)), bound)
+
+
+def skipped(m: Measured) -> Decision:
+    """The decision of a step that is skipped: nothing scaled, nothing measured after."""
+    n = len(m.values)
+    return Decision(tf.zeros([n]), _no_units(m), tf.constant(float("nan")), tf.zeros([n]))
 
 
 MODES = {
     m.name: m
     for m in [
-        Mode("none", "threshold (unused)", 1.0, 0.0, None, "gradients unchanged"),
-        Mode("value", "clipvalue", 1.0, 0.0, None, "each entry clipped to [-t, t] (Keras clipvalue)"),
-        Mode("norm", "clipnorm", 1.0, 0.0, None, "each tensor clipped to norm t on its own (Keras clipnorm)"),
+        Mode("none", "threshold (unused)", 1.0, 0.0, None, "gradients unchanged", _none, "none"),
+        Mode("value", "clipvalue", 1.0, 0.0, None, "each entry clipped to [-t, t] (Keras clipvalue)", _value, "clip"),
+        Mode("norm", "clipnorm", 1.0, 0.0, None, "each tensor clipped to norm t on its own (Keras clipnorm)", _norm),
         Mode(
             "global_norm",
             "global_clipnorm",
@@ -36,11 +186,29 @@ MODES = {
             0.0,
             None,
             "all tensors scaled together to global norm <= t (Keras global_clipnorm)",
+            _global_norm,
         ),
-        Mode("normalize", "norm", 1.0, 0.0, None, "each tensor scaled to norm t"),
-        Mode("global_normalize", "norm", 1.0, 0.0, None, "all tensors scaled together to global norm t"),
+        Mode("normalize", "norm", 1.0, 0.0, None, "each tensor scaled to norm t", _normalize),
         Mode(
-            "agc", "clipping", 0.01, 0.0, None, "adaptive clipping unit by unit, relative to weight norms", (-3.0, 0.0)
+            "global_normalize",
+            "norm",
+            1.0,
+            0.0,
+            None,
+            "all tensors scaled together to global norm t",
+            _global_normalize,
+        ),
+        Mode(
+            "agc",
+            "clipping",
+            0.01,
+            0.0,
+            None,
+            "adaptive clipping unit by unit, relative to weight norms",
+            _agc,
+            "units",
+            slider=(-3.0, 0.0),
+            needs_variables=True,
         ),
         Mode(
             "autoclip",
@@ -49,14 +217,25 @@ MODES = {
             0.0,
             100.0,
             "global norm clipped at the p-th percentile of past norms",
-            (0.0, 2.0),
+            _autoclip,
+            slider=(0.0, 2.0),
+            state="autoclip",
         ),
         Mode(
-            "zclip", "z_threshold", 2.5, 0.0, None, "global norm clipped on z-score spikes against an EMA", (-0.5, 1.0)
+            "zclip",
+            "z_threshold",
+            2.5,
+            0.0,
+            None,
+            "global norm clipped on z-score spikes against an EMA",
+            _zclip,
+            slider=(-0.5, 1.0),
+            state="zclip",
         ),
     ]
 }
 MODE_NAMES = tuple(MODES)
+STATEFUL = tuple(name for name, m in MODES.items() if m.state is not None)
 
 
 def check_mode(mode):

@@ -107,6 +107,16 @@ def bound_factor(norm, bound):
     return tf.minimum(1.0, bound / norm)
 
 
+def normalize_factor(norm, target, eps):
+    """``target / max(norm, eps)``: the factor that gives a tensor of ``norm`` the norm ``target``."""
+    return target / tf.maximum(norm, eps)
+
+
+def value_squares_after(values, clipvalue) -> tf.Tensor:
+    """``||clip(values, -clipvalue, clipvalue)||**2`` in float32, without building the clipped tensor."""
+    return tf.reduce_sum(tf.minimum(tf.square(tf.cast(values, tf.float32)), tf.square(tf.cast(clipvalue, tf.float32))))
+
+
 # ---------------------------------------------------------------- norms
 def tensor_norms(grads) -> list:
     """L2 norm of each gradient, float32 (``None`` for ``None``).
@@ -258,8 +268,7 @@ def normalize(grads, norm=1.0, eps=1e-12) -> list:
             out.append(None)
             continue
         v = values_of(g)
-        n = tf.sqrt(squared_norm(v))
-        out.append(with_values(g, scale(v, norm / tf.maximum(n, eps))))
+        out.append(with_values(g, scale(v, normalize_factor(tf.sqrt(squared_norm(v)), norm, eps))))
     return out
 
 
@@ -275,5 +284,5 @@ def normalize_global(grads, norm=1.0, eps=1e-12) -> list:
     grads = _checks.grad_list(grads)
     norm = _threshold("norm", norm)
     eps = _checks.number("eps", eps)
-    factor = norm / tf.maximum(global_norm(grads), eps)
+    factor = normalize_factor(global_norm(grads), norm, eps)
     return [None if g is None else with_values(g, scale(values_of(g), factor)) for g in grads]
