@@ -110,7 +110,9 @@ def test_nonfinite_batch_is_skipped_and_training_goes_on(problem):
 
 def test_changes_mid_run_never_retrace(problem):
     """100 changes of mode and threshold: the step is traced once; the record follows."""
-    t = gradlab.Trainer(problem.model(), problem.loss, keras.optimizers.SGD(0.01), gradlab.Scaler("global_norm", 1.0))
+    t = gradlab.Trainer(
+        problem.model(), problem.loss, keras.optimizers.SGD(0.01), gradlab.Scaler("global_norm", 1.0, modes="all")
+    )
     settings = [("value", 0.5), ("norm", 1.0), ("global_norm", 2.0), ("autoclip", 50.0), ("zclip", 2.0), ("agc", 0.05)]
     expected = []
     for i in range(100):

@@ -25,8 +25,8 @@ import tensorflow as tf
 from gradlab import _checks
 from gradlab._state import state_variable
 from gradlab.scaler.scaler import Scaler
-from gradlab.scaling.clipping import merge_duplicates
-from gradlab.training.recording import Recorder, Update, measure_update, weights_before
+from gradlab.training.recording import Recorder
+from gradlab.training.update import instrumented_update
 
 __all__ = ["ScaledOptimizer"]
 
@@ -215,7 +215,6 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
             with keras.name_scope(self.name, caller=self):
                 self.build(trainable_variables)
             self.built = True
-        grads = list(grads)
         if self.loss_scale_factor is not None:
             grads = [g if g is None else g / self.loss_scale_factor for g in grads]
         replicas = _replicas()
@@ -223,33 +222,18 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
             # Clip what the update will use: the gradient summed over replicas (Keras clips
             # each replica's own gradient before the sum).
             grads = _all_reduce(grads)
-        plan = self.scaler.plan(grads, trainable_variables)
-        finite, n = plan.info.finite, len(trainable_variables)
-        if self.recorder is not None:
-            reads, weights = weights_before(trainable_variables)
-            with tf.control_dependencies([weights]):  # weights measured, then updated in place
-                finite = tf.identity(finite)
-
-        def scaled():
-            # Keras 3's Adam, RMSprop, ... mishandle repeated indices in IndexedSlices (Keras'
-            # global_clipnorm densifies them): hand the inner optimizer one row per index.
-            return [merge_duplicates(g) for g in plan.apply()]
-
-        def measured(apply):
-            if self.recorder is None:
-                apply()
-                return tf.zeros([n])
-            return measure_update(apply, trainable_variables, reads, fallback=self._measured_by_difference)
 
         def skip():
             self.skipped_steps.assign_add(1)
-            return tf.zeros([n])
 
-        if replicas > 1:
+        def apply(scaled):
+            self.inner_optimizer.apply(scaled, trainable_variables)
+
+        def apply_on_replicas(scaled, finite):
             # The inner optimizer sums its gradients over replicas again: give each replica
             # a 1/n share. Its apply synchronises replicas, which tf.cond forbids inside a
             # replica: decide in cross-replica context, as LossScaleOptimizer does.
-            shares = [None if g is None else g / replicas for g in scaled()]
+            shares = [None if g is None else g / replicas for g in scaled]
 
             def cross_replica(distribution, shares, finite):
                 def update():
@@ -257,28 +241,23 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
                         self.inner_optimizer.apply, args=(shares, trainable_variables)
                     )
 
-                def skip_all():
-                    self.skipped_steps.assign_add(1)
+                tf.cond(distribution.experimental_local_results(finite)[0], update, skip)
 
-                tf.cond(distribution.experimental_local_results(finite)[0], update, skip_all)
+            tf.distribute.get_replica_context().merge_call(cross_replica, args=(shares, finite))
 
-            changes = measured(
-                lambda: tf.distribute.get_replica_context().merge_call(cross_replica, args=(shares, finite))
-            )
-        else:
-
-            def update():
-                grads = scaled()
-                return measured(lambda: self.inner_optimizer.apply(grads, trainable_variables))
-
-            changes = tf.cond(finite, update, skip)
-        if self.recorder is not None:
-            self.recorder.record(
-                loss=self._loss.get(),
-                info=plan.info,
-                update=Update(weights, changes),
-                loss_scale=1.0 if self._outer is None else self._outer.dynamic_scale,
-            )
+        recording = self.recorder is not None
+        instrumented_update(
+            self.scaler,
+            grads,
+            trainable_variables,
+            apply_on_replicas if replicas > 1 else apply,
+            recorder=self.recorder,
+            loss=self._loss.get() if recording else None,
+            loss_scale=1.0 if self._outer is None else self._outer.dynamic_scale,
+            on_skip=skip,
+            fallback=self._measured_by_difference,
+            decide_outside=replicas > 1,
+        )
 
     def stateless_apply(self, optimizer_variables, grads, trainable_variables):
         raise NotImplementedError("ScaledOptimizer runs on the TensorFlow backend (stateful apply) only.")

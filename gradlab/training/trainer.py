@@ -30,7 +30,8 @@ from gradlab.scaler.modes import MODE_NAMES
 from gradlab.scaler.scaler import Scaler
 from gradlab.training.history import History
 from gradlab.training.optimizer import ScaledOptimizer
-from gradlab.training.recording import Recorder, Update, measure_update, weights_before
+from gradlab.training.recording import Recorder
+from gradlab.training.update import instrumented_update
 
 __all__ = ["Trainer", "check_arrays", "check_loss", "setup"]
 
@@ -212,33 +213,33 @@ class Trainer:
             loss, grads = self._loss_and_grads(x, y, loss_scale)
         else:
             loss, grads = self._accumulated(x, y, loss_scale)
-        plan = self.scaler.plan(grads, self.variables)
-        reads, weights = weights_before(self.variables)
-        with tf.control_dependencies([weights]):  # weights measured, then updated in place
-            finite = tf.identity(plan.info.finite)
+        if lso is None:
+            apply, on_skip = (lambda scaled: self.optimizer.apply(scaled, self.variables)), None
+        else:
+            # Mixed precision: LossScaleOptimizer's own apply unscales, applies, and grows its
+            # scale after dynamic_growth_steps finite steps. gradlab scaled the true gradients,
+            # so it hands them back times the same scale (a power of two: exact).
+            def apply(scaled):
+                lso.apply([None if g is None else _times(g, loss_scale) for g in scaled], self.variables)
 
-        def update():
-            scaled = plan.apply()
-            changes = measure_update(
-                lambda: self.optimizer.apply(scaled, self.variables),
-                self.variables,
-                reads,
-                fallback=self._measured_by_difference,
-            )
-            if lso is not None:  # the loss scale grows after dynamic_growth_steps finite steps
-                grow = tf.equal(lso.step_counter, lso.dynamic_growth_steps - 1)
-                lso.step_counter.assign(tf.where(grow, tf.zeros_like(lso.step_counter), lso.step_counter + 1))
-                lso.dynamic_scale.assign(tf.where(grow, loss_scale * 2.0, loss_scale))
-            return changes
+            def on_skip():
+                # A step the policy skips is one LossScaleOptimizer must skip too, and halve its
+                # scale: hand it non-finite gradients (the norm can overflow float32 while every
+                # entry is finite, so the step's own gradients are not enough).
+                nan = tf.constant(float("nan"))
+                lso.apply([None if g is None else _times(g, nan) for g in grads], self.variables)
 
-        def skip():
-            if lso is not None:  # halve the scale, as LossScaleOptimizer does
-                lso.step_counter.assign(0)
-                lso.dynamic_scale.assign(loss_scale * 0.5)
-            return tf.zeros_like(weights)
-
-        changes = tf.cond(finite, update, skip)
-        self.recorder.record(loss=loss, info=plan.info, update=Update(weights, changes), loss_scale=loss_scale)
+        instrumented_update(
+            self.scaler,
+            grads,
+            self.variables,
+            apply,
+            recorder=self.recorder,
+            loss=loss,
+            loss_scale=loss_scale,
+            on_skip=on_skip,
+            fallback=self._measured_by_difference,
+        )
 
     def _distributed_step(self, x, y):
         self.strategy.run(self._replica_step, args=(x, y))
@@ -334,6 +335,8 @@ class Trainer:
         progress: bool = True,
         on_flush=None,
         flush_every: int | None = None,
+        validation_data=None,
+        validation_every: int | None = None,
     ) -> History:
         """Train ``steps`` steps and return the history of this call.
 
@@ -345,6 +348,15 @@ class Trainer:
           on_flush: ``fn(history_so_far)`` called each time statistics are read.
           flush_every: steps between reads (default ``capacity``); the host
             syncs only then.
+          validation_data: ``(x_val, y_val)`` arrays or a finite ``tf.data.Dataset``
+            of ``(x, y)`` batches, evaluated (inference mode, every sample once)
+            every ``validation_every`` steps and after the last step: the mean
+            loss (with the model's penalties, as ``model.evaluate``) and, when the
+            loss is a classification loss (sparse or categorical cross-entropy,
+            binary cross-entropy), the accuracy. Recorded with
+            :meth:`History.add_validation` (``val_step``, ``val_loss``, ``val_accuracy``).
+          validation_every: steps between evaluations; default ``steps // 10``
+            (at least 1): ten evaluations per call.
 
         Calling ``fit`` again with the same data (the same arrays and batching, or
         the same dataset object) continues from the next batch, like another
@@ -364,7 +376,11 @@ class Trainer:
         flush_every = _checks.number(
             "flush_every", flush_every, low=1, low_open=False, high=self.recorder.capacity, integer=True
         )
+        every = max(1, steps // 10) if validation_every is None else validation_every
+        every = _checks.size("validation_every", every)
         iterator = self._iterator(x, y, dataset, batch_size, shuffle, seed)
+        held_out = _validation_set(self, validation_data, x, y, batch_size)  # checked before any step
+        next_eval = min(every, steps) if held_out is not None else steps
         run = History.empty(self.recorder.layer_names, MODE_NAMES, self.label)
         bar = _Progress(steps, self.label) if progress else None
         done = pending = 0
@@ -375,7 +391,7 @@ class Trainer:
             self.history.extend(part)
 
         while done < steps:
-            n = min(self.steps_per_call, steps - done, flush_every - pending)
+            n = min(self.steps_per_call, steps - done, flush_every - pending, next_eval - done)
             try:
                 if self.replicas > 1:
                     self._step(*next(iterator))
@@ -390,9 +406,14 @@ class Trainer:
                 raise
             done += n
             pending += n
-            if pending == flush_every or done == steps:
+            if pending == flush_every or done == steps or done == next_eval:
                 read()
                 pending = 0
+                if held_out is not None and done == next_eval:  # after read(): val_step is the steps recorded
+                    val_loss, val_accuracy = _evaluate(self, held_out)
+                    run.add_validation(val_loss, val_accuracy)
+                    self.history.add_validation(val_loss, val_accuracy)
+                    next_eval = min(done + every, steps)
                 if bar:
                     bar.update(done, run)
                 if on_flush is not None:
@@ -523,3 +544,119 @@ class _Progress:
     def close(self):
         if self.widget is not None:
             self.widget.children[0].bar_style = "success"
+
+
+# ------------------------------------------------------------ validation (Trainer.fit's held-out evaluation)
+def _accuracy_kind(loss) -> str | None:
+    """How to score accuracy for ``loss``: "sparse", "categorical", "binary", "binary_logits" or None (no accuracy)."""
+    losses = keras.losses
+    if isinstance(loss, losses.SparseCategoricalCrossentropy) or loss is losses.sparse_categorical_crossentropy:
+        return "sparse"
+    if isinstance(loss, (losses.CategoricalCrossentropy, losses.CategoricalFocalCrossentropy)) or loss in (
+        losses.categorical_crossentropy,
+        losses.categorical_focal_crossentropy,
+    ):
+        return "categorical"
+    if isinstance(loss, (losses.BinaryCrossentropy, losses.BinaryFocalCrossentropy)):
+        return "binary_logits" if loss.get_config().get("from_logits") else "binary"
+    if loss in (losses.binary_crossentropy, losses.binary_focal_crossentropy):
+        return "binary"
+    return None
+
+
+class _HeldOut:
+    """A validation set ready to evaluate: batches, and how to score accuracy."""
+
+    def __init__(self, dataset, kind, keep):
+        self.dataset, self.kind, self.keep = dataset, kind, keep
+
+
+def _validation_set(trainer, validation_data, x, y, batch_size):
+    """``validation_data`` checked and batched (cached per trainer while the same objects come again), or None."""
+    import numpy as np
+
+    if validation_data is None:
+        return None
+    if isinstance(validation_data, tf.data.Dataset):
+        spec = validation_data.element_spec
+        if not isinstance(spec, tuple) or len(spec) != 2:
+            raise ValueError(
+                f"Argument `validation_data` must yield (x, y) batches. Received: a dataset whose elements are {spec!r}"
+            )
+        if int(validation_data.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
+            raise ValueError(
+                "Argument `validation_data` must be a finite dataset (it is evaluated to its end): remove "
+                "`.repeat()`. Received: validation_data with infinite cardinality"
+            )
+        _check_input_shape(trainer.model, "validation_data", getattr(spec[0], "shape", None))
+        key = (id(validation_data),)
+    else:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise _checks._fail(
+                "validation_data", "a pair (x_val, y_val) of arrays or a finite tf.data.Dataset", validation_data
+            )
+        x_val, y_val = validation_data
+        try:
+            check_arrays(x_val, y_val)
+        except ValueError as err:
+            raise ValueError(f"{err} (in `validation_data`: (x_val, y_val))") from None
+        _check_input_shape(trainer.model, "validation_data", getattr(x_val, "shape", None))
+        for what, got, train in (("x_val", x_val, x), ("y_val", y_val, y)):
+            a, b = tuple(np.shape(got))[1:], tuple(np.shape(train))[1:] if train is not None else None
+            if b is not None and a != b and not (what == "y_val" and np.prod(a) == np.prod(b)):
+                raise ValueError(
+                    f"Argument `validation_data` must hold samples shaped like the training data: {what} samples "
+                    f"of shape {b}. Received: {what} of shape {tuple(np.shape(got))}"
+                )
+        key = (id(x_val), id(y_val), batch_size)
+    cached = getattr(trainer, "_gradlab_validation", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    if isinstance(validation_data, tf.data.Dataset):
+        batches = validation_data
+    else:
+        batches = tf.data.Dataset.from_tensor_slices(tuple(validation_data)).batch(max(batch_size, 256))
+    held_out = _HeldOut(batches, _accuracy_kind(trainer.loss), validation_data)  # keeps the data alive with its id
+    trainer._gradlab_validation = (key, held_out)
+    return held_out
+
+
+def _evaluate(trainer, held_out) -> tuple[float, float]:
+    """Mean validation loss and accuracy (NaN without a classification loss) at the current weights."""
+    fns = trainer.__dict__.setdefault("_gradlab_evaluators", {})
+    if held_out.kind not in fns:
+        fns[held_out.kind] = tf.function(lambda ds: _evaluation_sums(trainer, ds, held_out.kind))
+    loss_sum, correct, scored, samples = (float(v) for v in fns[held_out.kind](held_out.dataset))
+    if samples == 0:
+        raise ValueError("Argument `validation_data` must hold at least one sample. Received: an empty dataset")
+    accuracy = correct / scored if held_out.kind is not None and scored > 0 else float("nan")
+    return loss_sum / samples, accuracy
+
+
+def _evaluation_sums(trainer, ds, kind):
+    """Sums over the batches of ``ds``: loss x samples, correct and scored predictions, samples."""
+    model, totals = trainer.model, tf.zeros([4])
+    for xb, yb in ds:
+        pred = model(xb, training=False)
+        n = tf.cast(tf.shape(pred)[0], tf.float32)
+        loss = tf.reduce_mean(tf.cast(trainer.loss(yb, pred), tf.float32))
+        if model.losses:
+            loss = loss + tf.add_n([tf.cast(extra, tf.float32) for extra in model.losses])
+        hits = _hits(yb, tf.cast(pred, tf.float32), kind)
+        totals += tf.stack([loss * n, tf.reduce_sum(hits), tf.cast(tf.size(hits), tf.float32), n])
+    return totals
+
+
+def _hits(y, pred, kind):
+    """1.0 per correct prediction, 0.0 per wrong one (an empty vector without a classification loss)."""
+    if kind == "sparse":
+        return tf.cast(
+            tf.equal(tf.reshape(tf.cast(y, tf.int64), [-1]), tf.reshape(tf.argmax(pred, -1), [-1])), tf.float32
+        )
+    if kind == "categorical":
+        return tf.cast(tf.equal(tf.argmax(y, -1), tf.argmax(pred, -1)), tf.float32)
+    if kind in ("binary", "binary_logits"):
+        cut = 0.0 if kind == "binary_logits" else 0.5
+        p = tf.reshape(pred, [-1]) > cut
+        return tf.cast(tf.equal(tf.reshape(tf.cast(y, tf.float32), [-1]) > 0.5, p), tf.float32)
+    return tf.zeros([0])

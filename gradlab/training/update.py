@@ -1,0 +1,91 @@
+"""The one instrumented update: scale, apply or skip, measure, record.
+
+Both gradlab training paths run it: :class:`~gradlab.training.Trainer`'s
+compiled step and :meth:`ScaledOptimizer.apply` inside ``model.fit``. Given the
+true (unscaled) gradients, it
+
+1. plans the scaling (:meth:`Scaler.plan`: norms in one pass, the mode's decision),
+2. reads the weights' squared norms before the update (only when recording),
+3. on a finite step builds the scaled gradients and hands them to ``apply``
+   (under XLA the scaling fuses into the optimizer's update); on a step the
+   non-finite policy skips, calls ``on_skip`` instead and updates nothing,
+4. measures each variable's change and writes one row to the recorder.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from gradlab.scaling.clipping import merge_duplicates
+from gradlab.training.recording import Update, measure_update, weights_before
+
+__all__ = ["instrumented_update"]
+
+
+def instrumented_update(
+    scaler,
+    grads,
+    variables,
+    apply,
+    *,
+    recorder=None,
+    loss=None,
+    loss_scale=1.0,
+    on_skip=None,
+    fallback: list | None = None,
+    decide_outside: bool = False,
+):
+    """Scale ``grads`` with ``scaler`` and update ``variables`` with ``apply(scaled)``; record.
+
+    Args:
+      scaler: a :class:`~gradlab.Scaler`.
+      grads, variables: the true gradients and their variables.
+      apply: ``apply(scaled_grads)`` updates the variables (an optimizer's apply).
+        With ``decide_outside=True`` it is called as ``apply(scaled, finite)`` and
+        decides itself whether to update (a distributed update must synchronise
+        replicas, which ``tf.cond`` forbids inside a replica).
+      recorder: a :class:`~gradlab.training.recording.Recorder`, or None to record nothing.
+      loss, loss_scale: what the row records besides the gradients.
+      on_skip: called, inside the graph, on a skipped step (count it, halve a loss scale).
+      fallback: the indices of variables whose change had to be measured as new
+        minus old are appended here (at trace time).
+
+    Returns:
+      The plan's :class:`~gradlab.scaler.scaler.Info`.
+    """
+    plan = scaler.plan(grads, variables)
+    finite, n = plan.info.finite, len(variables)
+    if recorder is not None:
+        reads, weights = weights_before(variables)
+        with tf.control_dependencies([weights]):  # weights measured, then updated in place
+            finite = tf.identity(finite)
+
+    def scaled():
+        # Keras 3's Adam, RMSprop, ... mishandle repeated indices in IndexedSlices (Keras'
+        # global_clipnorm densifies them): hand the optimizer one row per index.
+        return [merge_duplicates(g) for g in plan.apply()]
+
+    def measured(run):
+        if recorder is None:
+            run()
+            return tf.zeros([n])
+        return measure_update(run, variables, reads, fallback=fallback)
+
+    if decide_outside:
+        grads_out = scaled()
+        changes = measured(lambda: apply(grads_out, finite))
+    else:
+
+        def update():
+            grads_out = scaled()
+            return measured(lambda: apply(grads_out))
+
+        def skip():
+            if on_skip is not None:
+                on_skip()
+            return tf.zeros([n])
+
+        changes = tf.cond(finite, update, skip)
+    if recorder is not None:
+        recorder.record(loss=loss, info=plan.info, update=Update(weights, changes), loss_scale=loss_scale)
+    return plan.info
