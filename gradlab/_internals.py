@@ -9,11 +9,10 @@ A new TensorFlow or plotly release should rerun those (``tests/test_training.py`
 for XLA, ``tests/test_plots.py`` and ``tests/test_browser_lab.py`` for the
 figure's flow control).
 
-Two uses are not here yet, because replacing them needs a redesign rather than a
-move: ``ScaledOptimizer.watch_loss_scale`` hooks Keras' private
-``LossScaleOptimizer._stateful_handle_non_finite_grads`` (to record the steps that
-the LossScaleOptimizer skips without calling gradlab), and ``recording._WriteLog``
-watches ``tf.Variable`` write methods while an update is traced.
+Not here, because a redesign replaced them: recording the steps that Keras'
+``LossScaleOptimizer`` skips is a subclass that extends its public ``apply`` and
+``scale_loss`` (``training.optimizer.RecordingLossScaleOptimizer``), not a hook on
+a private method of an instance.
 """
 
 from __future__ import annotations

@@ -263,6 +263,17 @@ def test_mixed_precision_fit_path_records_loss_scale_and_skips(problem, mixed_fl
     ok = h.skipped == 0
     assert ok[-5:].all()
     np.testing.assert_allclose(h.norm_after[ok], np.minimum(h.norm_before[ok], 0.5), rtol=1e-5)
+    # Keras' LossScaleOptimizer was replaced by gradlab's subclass (no method replaced on an instance),
+    # which carried on its loss scale: fitting again goes on from the scale reached.
+    from gradlab.training.optimizer import RecordingLossScaleOptimizer
+
+    outer = model.optimizer
+    assert type(outer) is RecordingLossScaleOptimizer
+    assert not {"apply", "scale_loss", "_stateful_handle_non_finite_grads"} & set(vars(outer))
+    scale = float(outer.dynamic_scale)
+    assert scale == h.loss_scale[-1] and scale < 2.0**40
+    model.fit(problem.x[:16], problem.y[:16], batch_size=16, epochs=1, verbose=0, callbacks=[stats])
+    assert model.optimizer is outer and len(stats.history) == 33 and stats.history.loss_scale[-1] == scale
 
 
 def test_reset_reproduces_the_run_without_retracing(problem):

@@ -7,7 +7,7 @@ import keras
 from gradlab import _checks
 from gradlab.scaler.modes import MODE_NAMES
 from gradlab.training.history import History
-from gradlab.training.optimizer import ScaledOptimizer
+from gradlab.training.optimizer import ScaledOptimizer, record_through_loss_scale
 
 __all__ = ["GradientStats"]
 
@@ -38,17 +38,17 @@ class GradientStats(keras.callbacks.Callback):
         self._pending = 0
 
     def on_train_begin(self, logs=None):
-        opt = self.model.optimizer
-        if isinstance(opt, keras.optimizers.LossScaleOptimizer) and isinstance(opt.inner_optimizer, ScaledOptimizer):
-            opt.inner_optimizer.watch_loss_scale(opt)
-            opt = opt.inner_optimizer
+        before = self.model.optimizer
+        opt = record_through_loss_scale(self.model)
+        swapped = self.model.optimizer is not before
         if not isinstance(opt, ScaledOptimizer):
             raise ValueError(
                 "GradientStats needs the model compiled with gradlab.ScaledOptimizer. "
                 f"Received: optimizer={type(opt).__name__}"
             )
-        if opt.recorder is None:
-            opt.start_recording(self.model.trainable_variables, self.capacity)
+        if opt.recorder is None or swapped:  # trace the train step again, recording
+            if opt.recorder is None:
+                opt.start_recording(self.model.trainable_variables, self.capacity)
             self.model.make_train_function(force=True)
         self._recorder = recorder = opt.recorder
         if self.history is None:

@@ -28,7 +28,7 @@ from gradlab.scaler.scaler import Scaler
 from gradlab.training.recording import Recorder
 from gradlab.training.update import instrumented_update
 
-__all__ = ["ScaledOptimizer"]
+__all__ = ["RecordingLossScaleOptimizer", "ScaledOptimizer", "record_through_loss_scale"]
 
 # Keras' clipping arguments and the gradlab mode that does the same.
 _KERAS_CLIPPING = {"clipnorm": "norm", "clipvalue": "value", "global_clipnorm": "global_norm"}
@@ -157,35 +157,6 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         self.recorder = Recorder(list(variables), capacity)
         return self.recorder
 
-    def watch_loss_scale(self, outer) -> None:
-        """Record through a ``LossScaleOptimizer`` that wraps this optimizer.
-
-        Under ``mixed_float16``, ``model.compile`` wraps the optimizer: the outer
-        one scales the loss, unscales the gradients before calling
-        :meth:`apply`, and skips non-finite steps without calling it. This hooks
-        those two places of ``outer`` (this instance only) so that the loss, the
-        loss scale and the skipped steps reach the recorder.
-        """
-        if outer is self._outer:
-            return
-        self._outer = outer
-        scale_loss, skip = outer.scale_loss, outer._stateful_handle_non_finite_grads
-
-        def scale_loss_and_keep(loss):
-            self._loss.value = loss
-            return scale_loss(loss)
-
-        def record_then_skip():
-            if self.recorder is not None:
-                mode, threshold = self.scaler.read_controls()
-                self.recorder.record_skipped(
-                    loss=self._loss.get(), loss_scale=outer.dynamic_scale, mode=mode, threshold=threshold
-                )
-            return skip()
-
-        outer.scale_loss = scale_loss_and_keep
-        outer._stateful_handle_non_finite_grads = record_then_skip
-
     def scale_loss(self, loss):
         # Keras' train step passes each batch's loss here before taking gradients:
         # keep it (symbolically) so that apply() can record it.
@@ -292,6 +263,77 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         inner.loss_scale_factor = config.pop("loss_scale_factor", None)
         scaler = keras.saving.deserialize_keras_object(config.pop("scaler"), custom_objects=custom_objects)
         return cls(inner, scaler=scaler, **config)
+
+
+@keras.saving.register_keras_serializable(package="gradlab")
+class RecordingLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
+    """Keras' ``LossScaleOptimizer`` around a :class:`ScaledOptimizer`, recording every step.
+
+    Under ``mixed_float16``, ``model.compile`` wraps the optimizer in a
+    ``LossScaleOptimizer``: it scales the loss, unscales the gradients before
+    calling :meth:`ScaledOptimizer.apply`, and skips a non-finite step without
+    calling it at all. This subclass extends its two public methods, and nothing
+    else: :meth:`scale_loss` keeps the loss for the recorder, and :meth:`apply`
+    writes the row of a step it is about to skip (the finite steps are recorded
+    by the ScaledOptimizer). The loss scale, its growth and its halving are
+    Keras' own. :class:`~gradlab.GradientStats` puts one in place of the
+    ``LossScaleOptimizer`` that ``compile`` made (:func:`record_through_loss_scale`).
+    """
+
+    def __init__(self, inner_optimizer, *args, **kwargs):
+        if not isinstance(inner_optimizer, ScaledOptimizer):
+            raise ValueError(
+                "Argument `inner_optimizer` must be a gradlab.ScaledOptimizer (this LossScaleOptimizer records "
+                f"its statistics). Received: inner_optimizer={inner_optimizer!r}"
+            )
+        super().__init__(inner_optimizer, *args, **kwargs)
+        inner_optimizer._outer = self
+
+    def scale_loss(self, loss):
+        self.inner_optimizer._loss.value = loss
+        return super().scale_loss(loss)
+
+    def apply(self, grads, trainable_variables=None):
+        inner = self.inner_optimizer
+        if not self.built:  # as Keras' apply does first: the loss scale is a variable of the build
+            with keras.name_scope(self.name, caller=self):
+                self.build(trainable_variables)
+            self.built = True
+        if inner.recorder is not None:
+
+            def record_skipped():
+                mode, threshold = inner.scaler.read_controls()
+                inner.recorder.record_skipped(
+                    loss=inner._loss.get(), loss_scale=self.dynamic_scale, mode=mode, threshold=threshold
+                )
+
+            tf.cond(self.check_finite(grads), lambda: None, record_skipped)
+        super().apply(grads, trainable_variables)
+
+
+def record_through_loss_scale(model) -> ScaledOptimizer:
+    """The model's ScaledOptimizer, with a :class:`RecordingLossScaleOptimizer` around it if it has a loss scale.
+
+    A plain ``LossScaleOptimizer`` around a ScaledOptimizer (``model.compile``
+    under ``mixed_float16``) is replaced by a recording one with the same loss
+    scale, growth interval and counter; the model's train function is then
+    traced again.
+    """
+    outer = model.optimizer
+    if not isinstance(outer, keras.optimizers.LossScaleOptimizer) or isinstance(outer, RecordingLossScaleOptimizer):
+        return outer.inner_optimizer if isinstance(outer, RecordingLossScaleOptimizer) else outer
+    inner = outer.inner_optimizer
+    if not isinstance(inner, ScaledOptimizer):
+        return outer
+    new = RecordingLossScaleOptimizer(
+        inner, initial_scale=outer.initial_scale, dynamic_growth_steps=outer.dynamic_growth_steps, name=outer.name
+    )
+    if outer.built:
+        new.build(model.trainable_variables)
+        new.dynamic_scale.assign(outer.dynamic_scale)
+        new.step_counter.assign(outer.step_counter)
+    model.optimizer = new
+    return inner
 
 
 def _replicas() -> int:
