@@ -20,15 +20,21 @@ from gradlab.display import plots  # noqa: E402
 from gradlab.lab import Lab  # noqa: E402
 from gradlab.scaler import MODE_NAMES, MODES, NONFINITE_POLICIES, Chain, Info, Scaler, Selective  # noqa: E402
 from gradlab.scaling import (  # noqa: E402
+    AdaGC,
     AutoClip,
+    SpikeAwareClip,
     ZClip,
     adaptive_clip,
+    clip_by_block_rms,
     clip_by_global_norm,
     clip_by_norm,
     clip_by_value,
     global_norm,
     normalize,
     normalize_global,
+    per_example_global_norm_clip,
+    per_example_layer_norm_clip,
+    scale_by_trust_ratio,
     tensor_norms,
 )
 from gradlab.training import GradientStats, History, ScaledOptimizer, Trainer, compare, problems, setup  # noqa: E402
@@ -39,6 +45,7 @@ __all__ = [
     "MODES",
     "MODE_NAMES",
     "NONFINITE_POLICIES",
+    "AdaGC",
     "AutoClip",
     "Chain",
     "GradientStats",
@@ -54,13 +61,18 @@ __all__ = [
     "ScaledOptimizer",
     "Scaler",
     "Selective",
+    "SpikeAwareClip",
     "ZClip",
     "adaptive_clip",
+    "clip_by_block_rms",
     "clip_by_global_norm",
     "clip_by_norm",
     "clip_by_value",
     "global_norm",
     "normalize",
     "normalize_global",
+    "per_example_global_norm_clip",
+    "per_example_layer_norm_clip",
+    "scale_by_trust_ratio",
     "tensor_norms",
 ]

@@ -96,6 +96,11 @@ class Scaler:
       autoclip_history: AutoClip's number of remembered norms (10,000).
       zclip_alpha, zclip_warmup, zclip_eps: ZClip's EMA factor (0.97), warm-up
         steps (25) and epsilon (1e-6).
+      zclip_max_grad_norm: ZClip's cap on every step's global norm, warm-up
+        included, or None (default) for no cap. The reference implementation caps
+        at 1.0; see :class:`gradlab.ZClip` for why gradlab does not by default and
+        what that costs on a run that explodes during the warm-up. Its other
+        options change live with ``scaler.zclip.set(...)``.
       normalize_eps: norms below this are treated as this (1e-12) by normalize.
 
     >>> s = Scaler("global_norm", 1.0)
@@ -119,6 +124,7 @@ class Scaler:
         zclip_alpha: float = 0.97,
         zclip_warmup: int = 25,
         zclip_eps: float = 1e-6,
+        zclip_max_grad_norm: float | None = None,
         normalize_eps: float = 1e-12,
     ):
         if transform is not None:
@@ -141,10 +147,19 @@ class Scaler:
         history = check_history_size(autoclip_history, "autoclip_history")
         alpha, warmup = check_alpha(zclip_alpha, "zclip_alpha"), check_warmup(zclip_warmup, "zclip_warmup")
         eps = _checks.number("zclip_eps", zclip_eps, python=True)
-        self._options = {"autoclip_history": history, "zclip_alpha": alpha, "zclip_warmup": warmup, "zclip_eps": eps}
+        cap = zclip_max_grad_norm
+        if cap is not None:
+            cap = _checks.number("zclip_max_grad_norm", cap, python=True)
+        self._options = {
+            "autoclip_history": history,
+            "zclip_alpha": alpha,
+            "zclip_warmup": warmup,
+            "zclip_eps": eps,
+            "zclip_max_grad_norm": cap,
+        }
         # The state of AutoClip and ZClip exists only where a run may use it.
         self.autoclip = AutoClip(MODES["autoclip"].default, history_size=history) if "autoclip" in self.modes else None
-        self.zclip = ZClip(alpha=alpha, warmup=warmup, eps=eps) if "zclip" in self.modes else None
+        self.zclip = ZClip(alpha=alpha, warmup=warmup, eps=eps, max_grad_norm=cap) if "zclip" in self.modes else None
         # Mode and threshold live in one variable, so that a step reads them in one read:
         # a change from another thread (set() writes both at once) never splits a step.
         self.controls = state_variable([float(MODE_NAMES.index(mode_name)), float(threshold)], "scaler_controls")
@@ -191,7 +206,7 @@ class Scaler:
     @property
     def state_variables(self) -> list:
         """The adaptive state (AutoClip history, ZClip statistics), not mode or threshold."""
-        return [v for s in self._states for v in s.variables[1:]]
+        return [v for s in self._states for v in s.state_variables]
 
     def set(self, mode: str | None = None, threshold: float | None = None) -> None:
         """Change mode and/or threshold; a running compiled step sees it next step.
