@@ -16,7 +16,8 @@ import tensorflow as tf
 
 from gradlab._state import scatter, state_variable
 from gradlab.scaler.modes import MODE_NAMES
-from gradlab.scaler.scaler import Info, variable_name
+from gradlab.scaler.scaler import Info
+from gradlab.scaler.transform import variable_name
 from gradlab.scaling.clipping import fused_squared_norm, merge_duplicates
 from gradlab.training.history import SCALARS, History
 
