@@ -17,6 +17,8 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from gradlab import exercises  # noqa: E402
 from gradlab.display import plots  # noqa: E402
+from gradlab.display.advice import advice_figure, verification_figure  # noqa: E402
+from gradlab.display.report import report  # noqa: E402
 from gradlab.lab import Lab  # noqa: E402
 from gradlab.scaler import MODE_NAMES, MODES, NONFINITE_POLICIES, Chain, Info, Scaler, Selective  # noqa: E402
 from gradlab.scaling import (  # noqa: E402
@@ -38,10 +40,17 @@ from gradlab.scaling import (  # noqa: E402
     tensor_norms,
 )
 from gradlab.training import GradientStats, History, ScaledOptimizer, Trainer, compare, problems, setup  # noqa: E402
+from gradlab.training.advise import Advice, Verification, advise  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Advice",
+    "Verification",
+    "advice_figure",
+    "advise",
+    "report",
+    "verification_figure",
     "MODES",
     "MODE_NAMES",
     "NONFINITE_POLICIES",

@@ -1,4 +1,11 @@
-"""`compare`: one run per mode and threshold, from identical weights and data order."""
+"""`compare`: one run per mode and threshold, from identical weights and data order.
+
+On a built-in problem (``compare("deep_mlp", ["none", "global_norm"])``) or on
+your own model, data, loss and optimizer, with the words of ``model.fit``::
+
+    gradlab.compare(model, ["none", ("global_norm", 1.0)], x=x, y=y, loss="mse",
+                    optimizer="adam", learning_rate=1e-3, validation_data=(x_val, y_val))
+"""
 
 from __future__ import annotations
 
@@ -8,65 +15,164 @@ from gradlab import _checks
 from gradlab.scaler.modes import check_mode, check_threshold
 from gradlab.scaler.scaler import Scaler
 from gradlab.training.history import History
-from gradlab.training.problems import PROBLEMS, Problem, make_problem
+from gradlab.training.optimizers import OPTIMIZERS, optimizer_factory
+from gradlab.training.problems import PROBLEMS, Problem, from_model, make_problem, replay
 from gradlab.training.trainer import Trainer
 
-__all__ = ["compare", "parse_runs"]
+__all__ = ["compare", "parse_runs", "resolve_problem", "resolve_optimizer"]
+
+
+def _default_sgd():
+    return keras.optimizers.SGD(0.1)
 
 
 def compare(
-    problem: Problem,
+    problem,
     runs,
     *,
-    optimizer=lambda: keras.optimizers.SGD(0.1),
+    x=None,
+    y=None,
+    loss=None,
+    validation_data=None,
+    optimizer=_default_sgd,
+    learning_rate: float | None = None,
     steps: int = 200,
     batch_size: int = 32,
     seed: int = 0,
+    validation_every: int | None = None,
+    on_run_begin=None,
     progress: bool = False,
     **trainer_options,
 ) -> list[History]:
     """Train one run per ``(mode, threshold)`` from identical weights and data order.
 
     Args:
-      problem: a :class:`gradlab.problems.Problem` (its ``model()`` gives the
-        same initial weights each call).
+      problem: a :class:`gradlab.problems.Problem`, the name of a built-in one
+        (``"deep_mlp"``, ``"digits"``, ...), or your model: a built Keras model
+        (Sequential, Functional or subclassed; each run starts from a clone with
+        its current weights, the model itself is not trained) or a function that
+        builds one, with ``x``, ``y`` and ``loss``.
       runs: list of mode names or ``(mode, threshold)`` pairs.
-      optimizer: a function returning a fresh Keras optimizer for each run.
+      x, y: training arrays for your model, or ``x`` a ``tf.data.Dataset`` of
+        ``(x, y)`` batches (``y`` None). The batches of one run are read once and
+        replayed in the same order for every run.
+      loss: a Keras loss, its name or ``loss(y_true, y_pred)`` (your model only).
+      validation_data: ``(x_val, y_val)`` or a finite ``tf.data.Dataset``,
+        evaluated every ``validation_every`` steps (see :meth:`Trainer.fit`);
+        default: the problem's own validation data, if any.
+      optimizer: a function returning a fresh Keras optimizer for each run
+        (``lambda: keras.optimizers.Adam(1e-3)``), or a name from
+        :data:`gradlab.training.optimizers.OPTIMIZERS` with ``learning_rate``.
+        Default SGD with learning rate 0.1.
+      learning_rate: the learning rate (needed with a name; replaces a factory's).
       steps, batch_size, seed: as in :meth:`Trainer.fit` (same seed: same order).
+      on_run_begin: ``fn(label, model)`` called before each run, once its model
+        holds the run's initial weights (to look at them, or to save them).
 
     Returns:
       One :class:`History` per run, labelled ``"mode"`` or ``"mode=threshold"``.
+
+    >>> p = gradlab.problems.deep_mlp(depth=2, samples=64)
+    >>> a, b = compare(p, ["none", ("global_norm", 0.5)], steps=3, batch_size=16)
+    >>> bool(a.norm_before[0] == b.norm_before[0]), b.label
+    (True, 'global_norm=0.5')
     """
-    if isinstance(problem, str):
-        problem = make_problem(problem, seed=seed)
-    if not isinstance(problem, Problem):
-        raise ValueError(
-            "Argument `problem` must be a gradlab.problems.Problem (such as gradlab.problems.deep_mlp()) or "
-            f"the name of one of {', '.join(repr(p) for p in PROBLEMS)}. Received: problem={problem!r}"
-        )
-    if not callable(optimizer) or isinstance(optimizer, keras.optimizers.Optimizer):
-        raise ValueError(
-            "Argument `optimizer` must be a function returning a new optimizer for each run, such as "
-            f"`lambda: keras.optimizers.SGD(0.1)`. Received: optimizer={optimizer!r}"
-        )
+    problem = resolve_problem(problem, x, y, loss, validation_data, seed)
+    make_optimizer = resolve_optimizer(optimizer, learning_rate)
     parsed = parse_runs(runs)
     _checks.known_options(trainer_options, Trainer, "compare")
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         _checks.number(name, value, low=1, low_open=False, integer=True)
     _checks.number("seed", seed, low=0, low_open=False, integer=True)
+    if validation_every is not None:
+        _checks.size("validation_every", validation_every)
+    if on_run_begin is not None and not callable(on_run_begin):
+        raise _checks._fail("on_run_begin", "None or a function fn(label, model)", on_run_begin)
+    _checks.boolean("progress", progress)
+    if problem.dataset is None and batch_size > len(problem.x):
+        raise ValueError(
+            f"Argument `batch_size` must be at most the number of samples ({len(problem.x)}). "
+            f"Received: batch_size={batch_size}"
+        )
     # One model, optimizer and compiled step for every run: reset() restores the
     # initial weights, optimizer slots, adaptive state and data order; the mode
     # and threshold are variables, so no run retraces.
-    trainer = Trainer(problem.model(), problem.loss, optimizer(), Scaler(parsed[0][0], parsed[0][1]), **trainer_options)
+    trainer = Trainer(
+        problem.model(),
+        problem.loss,
+        make_optimizer(),
+        Scaler(parsed[0][0], parsed[0][1], modes=[m for m, _, _ in parsed]),
+        **trainer_options,
+    )
+    data = _data(problem, steps * trainer.accumulate)
+    val = validation_data if validation_data is not None else problem.validation_data
     histories = []
     for mode, threshold, label in parsed:
         trainer.reset()
         trainer.scaler.set(mode=mode, threshold=threshold)
         trainer.label = label
+        if on_run_begin is not None:
+            on_run_begin(label, trainer.model)
         histories.append(
-            trainer.fit(problem.x, problem.y, steps=steps, batch_size=batch_size, seed=seed, progress=progress)
+            trainer.fit(
+                **data,
+                steps=steps,
+                batch_size=batch_size,
+                seed=seed,
+                progress=progress,
+                validation_data=val,
+                validation_every=validation_every,
+            )
         )
     return histories
+
+
+def resolve_problem(problem, x=None, y=None, loss=None, validation_data=None, seed: int = 0) -> Problem:
+    """``problem`` (a Problem, a built-in name, or a model with ``x``, ``y`` and ``loss``) as a :class:`Problem`."""
+    if isinstance(problem, str):
+        problem = make_problem(problem, seed=seed)
+    elif isinstance(problem, keras.Model) or (
+        callable(problem) and not isinstance(problem, (type, Problem, keras.optimizers.Optimizer))
+    ):
+        if x is None:
+            raise ValueError(
+                "Argument `x` is needed with a model of your own: the training data (arrays, with `y`, or a "
+                "tf.data.Dataset of (x, y) batches). Received: x=None"
+            )
+        return from_model(problem, x, y, loss, validation_data=validation_data, seed=seed)
+    if not isinstance(problem, Problem):
+        raise ValueError(
+            "Argument `problem` must be a gradlab.problems.Problem (such as gradlab.problems.deep_mlp()), "
+            f"the name of one of {', '.join(repr(p) for p in PROBLEMS)}, or a Keras model with x, y and loss. "
+            f"Received: problem={problem!r}"
+        )
+    given = {k: v for k, v in (("x", x), ("y", y), ("loss", loss)) if v is not None}
+    if given:
+        raise ValueError(
+            f"Arguments {', '.join(f'`{k}`' for k in given)} are for a model of your own; a Problem brings its "
+            f"own data and loss. Received: problem={problem.name!r} and {', '.join(given)}"
+        )
+    return problem
+
+
+def resolve_optimizer(optimizer, learning_rate=None):
+    """A factory of fresh optimizers from a factory or a name (an optimizer instance is refused)."""
+    if isinstance(optimizer, keras.optimizers.Optimizer) or not (callable(optimizer) or isinstance(optimizer, str)):
+        raise ValueError(
+            "Argument `optimizer` must be a function returning a new optimizer for each run, such as "
+            "`lambda: keras.optimizers.SGD(0.1)`, or the name of one of "
+            f"{', '.join(repr(n) for n in OPTIMIZERS)} with `learning_rate`. Received: optimizer={optimizer!r}"
+        )
+    make = optimizer_factory(optimizer, learning_rate)
+    make()  # a factory that does not return an optimizer fails here, before anything is built
+    return make
+
+
+def _data(problem: Problem, batches: int) -> dict:
+    """The training data as Trainer.fit's keywords; a dataset's batches are read once, replayed per run."""
+    if problem.dataset is None:
+        return {"x": problem.x, "y": problem.y}
+    return {"dataset": replay(problem.dataset, batches)}
 
 
 def parse_runs(runs) -> list[tuple[str, float, str]]:

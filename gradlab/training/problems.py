@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from gradlab import _checks
 
@@ -24,6 +25,7 @@ __all__ = [
     "from_model",
     "imbalanced_digits",
     "make_problem",
+    "replay",
     "wide_mlp",
 ]
 
@@ -34,12 +36,15 @@ class Problem:
 
     Attributes:
       name: registry name.
-      x, y: numpy training arrays.
+      x, y: numpy training arrays (None when the data is a ``dataset``).
       build: callable returning a new, un-compiled Keras model.
       loss: a Keras loss object.
       seed: the seed used for data and for the model's initial weights.
       description: one line for menus.
-      validation_data: ``(x_val, y_val)`` held-out arrays, or None.
+      validation_data: ``(x_val, y_val)`` held-out arrays, a finite
+        ``tf.data.Dataset`` of ``(x, y)`` batches, or None.
+      dataset: a ``tf.data.Dataset`` of ``(x, y)`` training batches instead of
+        ``x`` and ``y`` (then both None).
     """
 
     name: str
@@ -49,14 +54,22 @@ class Problem:
     loss: keras.losses.Loss
     seed: int
     description: str
-    validation_data: tuple | None = None
+    validation_data: tuple | tf.data.Dataset | None = None
+    dataset: tf.data.Dataset | None = None
 
     def __post_init__(self):
         _checks.text("name", self.name)
-        for k in ("x", "y"):
+        if self.dataset is not None:
+            check_dataset(self.dataset)
+            if self.x is not None or self.y is not None:
+                raise ValueError(
+                    "Pass either `x` and `y` arrays or a `dataset`, not both. Received: x of type "
+                    f"{type(self.x).__name__}, y of type {type(self.y).__name__} and a dataset"
+                )
+        for k in () if self.dataset is not None else ("x", "y"):
             if not hasattr(getattr(self, k), "__len__"):
                 raise _checks._fail(k, "an array with one row per sample", getattr(self, k))
-        if len(self.x) != len(self.y):
+        if self.dataset is None and len(self.x) != len(self.y):
             raise ValueError(
                 "Arguments `x` and `y` must hold the same number of samples. "
                 f"Received: len(x)={len(self.x)}, len(y)={len(self.y)}"
@@ -67,7 +80,9 @@ class Problem:
             raise _checks._fail("loss", "a Keras loss (a name, or callable as loss(y_true, y_pred))", self.loss)
         _seed(self.seed)
         _checks.text("description", self.description)
-        if self.validation_data is not None:
+        if isinstance(self.validation_data, tf.data.Dataset):
+            check_dataset(self.validation_data, "validation_data", finite=True)
+        elif self.validation_data is not None:
             v = self.validation_data
             if not isinstance(v, (tuple, list)) or len(v) != 2 or not all(hasattr(a, "__len__") for a in v):
                 raise _checks._fail("validation_data", "a pair (x_val, y_val) of arrays", v)
@@ -179,7 +194,15 @@ def imbalanced_digits(seed: int = 0, keep: float = 0.1) -> Problem:
 
 
 def from_model(
-    model, x, y, loss, *, validation_data=None, name: str | None = None, seed: int = 0, description: str = ""
+    model,
+    x,
+    y=None,
+    loss=None,
+    *,
+    validation_data=None,
+    name: str | None = None,
+    seed: int = 0,
+    description: str = "",
 ) -> Problem:
     """Your own model and data as a :class:`Problem`, for ``compare``, the lab and the report.
 
@@ -188,11 +211,18 @@ def from_model(
         gradlab clones for every run with the weights it has now (the model
         itself is never trained), or a function that builds a new one (called
         after seeding with ``seed``, so every run starts from the same weights).
-      x, y: the training arrays (numpy arrays or tensors, one row per sample).
+      x, y: the training arrays (numpy arrays or tensors, one row per sample), or
+        ``x`` a ``tf.data.Dataset`` of ``(x, y)`` batches and ``y`` None, as in
+        ``model.fit``.
       loss: a Keras loss, its name (``"mse"``) or ``loss(y_true, y_pred)``.
-      validation_data: ``(x_val, y_val)``, evaluated during ``compare`` and in the lab.
+      validation_data: ``(x_val, y_val)`` arrays or a finite ``tf.data.Dataset``
+        of ``(x, y)`` batches, evaluated during ``compare``, the advisor and the lab.
       name, seed, description: the problem's name (the model's name by default),
         seed and one-line description.
+
+    The model is called once on the first samples, and the loss on its output and
+    the first labels, so that data the model does not take, or labels the loss
+    does not fit, are refused here with the shapes involved.
 
     >>> net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     >>> p = from_model(net, np.ones((8, 3), "float32"), np.zeros((8, 1), "float32"), "mse")
@@ -204,7 +234,20 @@ def from_model(
 
     loss = check_loss(loss)
     seed = _seed(seed)
-    sample = _first_rows(x)
+    dataset = None
+    if isinstance(x, tf.data.Dataset):
+        if y is not None:
+            raise ValueError(
+                "Argument `y` must be None when `x` is a tf.data.Dataset (it yields (x, y) batches), as in "
+                f"model.fit. Received: y of type {type(y).__name__}"
+            )
+        dataset, x = check_dataset(x, "x"), None
+        sample_x, sample_y = first_batch(dataset)
+    else:
+        from gradlab.training.trainer import check_arrays
+
+        check_arrays(x, y)
+        sample_x, sample_y = _first_rows(x, 2), _first_rows(y, 2, "y")
     if isinstance(model, keras.Model):
         if not model.built or not model.weights:
             raise ValueError(
@@ -224,11 +267,12 @@ def from_model(
                     f"model={original.name!r} of type {type(original).__name__}"
                 ) from None
             if not clone.built:
-                clone(sample)
+                clone(sample_x)
             clone.set_weights(weights)
             return clone
 
         default_name = model.name
+        probe = model
     elif callable(model) and not isinstance(model, type):
 
         def build():
@@ -239,27 +283,145 @@ def from_model(
                     f"Received: a function that returned {type(built).__name__}"
                 )
             if not built.built:
-                built(sample)
+                built(sample_x)
             return built
 
         default_name = getattr(model, "__name__", "model")
+        if default_name == "<lambda>":
+            default_name = "model"
+        keras.utils.set_random_seed(seed)
+        probe = build()
     else:
         raise ValueError(
             "Argument `model` must be a built keras.Model or a function that builds one, such as "
             f"`lambda: keras.Sequential([...])`. Received: model={model!r}"
         )
+    full = getattr(x, "shape", None) if dataset is None else None
+    check_fits(probe, loss, sample_x, sample_y, "x" if dataset is None else "x (the dataset)", full)
+    if validation_data is not None and not isinstance(validation_data, tf.data.Dataset):
+        _check_validation_like(validation_data, sample_x, sample_y)
     name = default_name if name is None else name
     return Problem(
-        _checks.text("name", name), x, y, build, loss, seed, description or f"your model {name!r}", validation_data
+        _checks.text("name", name),
+        x,
+        y,
+        build,
+        loss,
+        seed,
+        description or f"your model {name!r}",
+        validation_data,
+        dataset,
     )
 
 
-def _first_rows(x, n: int = 1):
+def check_dataset(dataset, name: str = "dataset", finite: bool = False) -> tf.data.Dataset:
+    """A ``tf.data.Dataset`` whose elements are ``(x, y)`` batches (finite when ``finite``)."""
+    if not isinstance(dataset, tf.data.Dataset):
+        raise _checks._fail(name, "a tf.data.Dataset of (x, y) batches", dataset)
+    spec = dataset.element_spec
+    if not isinstance(spec, tuple) or len(spec) != 2:
+        raise ValueError(
+            f"Argument `{name}` must yield (x, y) batches (a pair; sample weights are not supported). "
+            f"Received: a dataset whose elements are {spec!r}"
+        )
+    if finite and int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
+        raise ValueError(
+            f"Argument `{name}` must be a finite dataset (it is evaluated to its end): remove `.repeat()`. "
+            f"Received: {name} with infinite cardinality"
+        )
+    return dataset
+
+
+def first_batch(dataset) -> tuple:
+    """The first ``(x, y)`` batch of ``dataset``, as tensors (to build and check a model)."""
+    for x, y in dataset.take(1):
+        return x, y
+    raise ValueError("Argument `x` must be a dataset with at least one batch. Received: an empty dataset")
+
+
+def check_fits(model, loss, x, y, name: str = "x", shape=None) -> None:
+    """Call ``model`` on the samples ``x`` and ``loss`` on ``(y, prediction)``; refuse clearly what does not fit."""
+    from gradlab.training.trainer import _check_input_shape  # the Trainer's own check, with the expected shape
+
+    shape = tuple(getattr(x, "shape", ()) if shape is None else shape)
+    _check_input_shape(model, name, shape)
+    try:
+        pred = model(x, training=False)
+    except Exception as err:  # noqa: BLE001 - Keras raises several types for inputs that do not fit
+        raise ValueError(
+            f"Argument `{name}` must hold samples the model takes; the model refused them "
+            f"({type(err).__name__}: {_first_line(err)}). Received: {name} of shape {shape}"
+        ) from None
+    try:
+        value = np.asarray(loss(y, pred), np.float64)
+    except Exception as err:  # noqa: BLE001
+        raise ValueError(
+            f"Argument `loss` must fit the labels and the model's output; it failed on labels of shape "
+            f"{tuple(getattr(y, 'shape', ()))} and predictions of shape {tuple(pred.shape)} "
+            f"({type(err).__name__}: {_first_line(err)}). Received: loss={loss!r}"
+        ) from None
+    if not np.all(np.isfinite(value)):
+        raise ValueError(
+            "Argument `loss` must give a finite value on the first samples at the initial weights (are the labels "
+            f"in the range the loss expects?). Received: loss={loss!r}, value {value.tolist()!r}"
+        )
+
+
+def _check_validation_like(validation_data, x, y) -> None:
+    """``(x_val, y_val)`` arrays whose samples have the training samples' shapes."""
+    v = validation_data
+    if not isinstance(v, (tuple, list)) or len(v) != 2 or not all(hasattr(a, "shape") for a in v):
+        raise _checks._fail("validation_data", "a pair (x_val, y_val) of arrays or a tf.data.Dataset", v)
+    for what, got, train in (("x_val", v[0], x), ("y_val", v[1], y)):
+        a, b = tuple(np.shape(got))[1:], tuple(train.shape)[1:]
+        labels_alike = what == "y_val" and np.prod(a, dtype=int) == np.prod(b, dtype=int)  # (n,) and (n, 1)
+        if a != b and not labels_alike:
+            raise ValueError(
+                f"Argument `validation_data` must hold samples shaped like the training data: {what} samples of "
+                f"shape {b}. Received: {what} of shape {tuple(np.shape(got))}"
+            )
+
+
+def replay(dataset, batches: int, seed: int | None = None) -> tf.data.Dataset:
+    """The first ``batches`` batches of ``dataset``, read once and replayed in the same order.
+
+    ``compare`` and the advisor's ``verify`` give every run the same batches in the
+    same order, even from a dataset that reshuffles each time it is iterated (a
+    seeded ``shuffle`` does). With ``seed``, the order of the stored batches is
+    permuted by it (``verify``'s seeds); ``seed=None`` keeps the dataset's order.
+    """
+    batches = _checks.size("batches", batches)
+    stored = []
+    for element in check_dataset(dataset).repeat():
+        stored.append(tf.nest.map_structure(lambda t: t.numpy(), element))
+        if len(stored) == batches:
+            break
+    if seed is not None:
+        order = np.random.default_rng(_seed(seed)).permutation(len(stored))
+        stored = [stored[i] for i in order]
+    shapes = {tuple(a.shape for a in tf.nest.flatten(e)) for e in stored}
+    if len(shapes) == 1:  # one batch shape: stack them, one element per batch
+        stacked = tf.nest.map_structure(lambda *parts: np.stack(parts), *stored)
+        return tf.data.Dataset.from_tensor_slices(stacked)
+    spec = tf.nest.map_structure(
+        lambda s: tf.TensorSpec([None, *s.shape[1:]], s.dtype), dataset.element_spec
+    )  # ragged last batch of an epoch: one trace with an unknown batch size
+    return tf.data.Dataset.from_generator(lambda: iter(stored), output_signature=spec)
+
+
+def _first_line(err) -> str:
+    """The line of an error message that says most (one naming a shape, else the first)."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    telling = [line for line in lines if "shape" in line.lower() and not line.startswith("Exception encountered")]
+    return (telling or lines or [type(err).__name__])[0][:300]
+
+
+def _first_rows(x, n: int = 1, name: str = "x"):
     """The first ``n`` samples of ``x`` (to build a model that was not built yet)."""
     try:
         return x[:n]
     except TypeError:
-        raise _checks._fail("x", "an array with one row per sample", x) from None
+        raise _checks._fail(name, "an array with one row per sample", x) from None
 
 
 def _seed(seed) -> int:

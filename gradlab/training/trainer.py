@@ -30,6 +30,7 @@ from gradlab.scaler.modes import MODE_NAMES
 from gradlab.scaler.scaler import Scaler
 from gradlab.training.history import History
 from gradlab.training.optimizer import ScaledOptimizer
+from gradlab.training.per_example import PerExample, check_l2_norm_clip
 from gradlab.training.recording import Recorder
 from gradlab.training.update import instrumented_update
 
@@ -83,6 +84,24 @@ class Trainer:
         ``batch_size=b`` an update sees ``accumulate * b`` samples.
       capacity: rows of the statistics buffer; the host reads it when full.
       label: a name for the run.
+      l2_norm_clip: per-example clipping (DP-SGD's clipping step, Abadi et al. 2016),
+        ``None`` (default) for the ordinary step. A number ``C`` in (0, inf]: each
+        example's gradient is computed on its own inside the compiled step
+        (``tf.vectorized_map``), clipped to global L2 norm ``C``, the examples are
+        summed, noise is added (``noise_multiplier``) and the sum is divided by the
+        batch size; the scaler and the update then run on that mean as on an
+        ordinary gradient. ``inf`` computes per-example gradients and clips none.
+        Each step records the median and max of the per-example norms and the
+        fraction clipped (``History.example_norm_median``, ``example_norm_max``,
+        ``example_clip_fraction``). Not with ``accumulate > 1``, a tf.distribute
+        strategy, mixed-precision loss scaling or BatchNormalization layers.
+        The names are TF Privacy's (``DPKerasSGDOptimizer``); gradlab does no
+        privacy accounting.
+      noise_multiplier: ``sigma`` >= 0, with ``l2_norm_clip``: Gaussian noise of
+        standard deviation ``sigma * l2_norm_clip`` is added to the clipped sum
+        (``sigma * l2_norm_clip / batch`` on the mean). 0 (default): no noise.
+      noise_seed: seed of the noise's ``tf.random.Generator`` (same seed, same
+        noise; ``reset()`` rewinds it).
 
     >>> p = gradlab.problems.deep_mlp(depth=2, samples=64)
     >>> t = Trainer(p.model(), p.loss, keras.optimizers.SGD(0.01), Scaler("global_norm", 1.0))
@@ -103,6 +122,9 @@ class Trainer:
         accumulate: int = 1,
         capacity: int = 1024,
         label: str = "",
+        l2_norm_clip: float | None = None,
+        noise_multiplier: float = 0.0,
+        noise_seed: int = 0,
     ):
         if not isinstance(model, keras.Model):
             raise ValueError(f"Argument `model` must be a keras.Model. Received: model={model!r}")
@@ -136,6 +158,9 @@ class Trainer:
             raise ValueError(f"Argument `scaler` must be a gradlab.Scaler. Received: scaler={scaler!r}")
         _checks.boolean("jit_compile", jit_compile)
         _checks.text("label", label)
+        check_l2_norm_clip(l2_norm_clip)  # per-example clipping: values now, combinations in _per_example
+        _checks.python_number("noise_multiplier", noise_multiplier, low=0.0, low_open=False)
+        _checks.size("noise_seed", noise_seed, low=0)
         self.model = model
         self.loss = check_loss(loss)
         self.optimizer = optimizer
@@ -161,6 +186,7 @@ class Trainer:
                 )
             # ScaledOptimizer sums the replicas' gradients, scales the sum once and applies it.
             self._replicated = ScaledOptimizer(self.optimizer, scaler=self.scaler)
+        self.per_example = _per_example(self, l2_norm_clip, noise_multiplier, noise_seed)
         self.recorder = Recorder(self.variables, capacity)
         self._measured_by_difference: list[int] = []  # variables whose update is measured new - old
         if self.replicas > 1:
@@ -168,6 +194,7 @@ class Trainer:
         self._initial = [
             (v, v.numpy().copy())
             for v in [*model.weights, *(self.loss_scaler or self.optimizer).variables, *self.scaler.state_variables]
+            + (self.per_example.state_variables if self.per_example is not None else [])
         ]
         self.history = History.empty(self.recorder.layer_names, MODE_NAMES, label)
         # The compiled function takes the iterator and fetches the batch itself, as
@@ -209,7 +236,10 @@ class Trainer:
     def _train_step(self, x, y):
         lso = self.loss_scaler
         loss_scale = tf.constant(1.0) if lso is None else tf.identity(lso.dynamic_scale)
-        if self.accumulate == 1:
+        if self.per_example is not None:  # clipped per example, noised, averaged
+            loss, grads, norms = self.per_example(self.model, self.loss, self.variables, x, y)
+            self.recorder.per_example(norms, self.per_example.l2_norm_clip)
+        elif self.accumulate == 1:
             loss, grads = self._loss_and_grads(x, y, loss_scale)
         else:
             loss, grads = self._accumulated(x, y, loss_scale)
@@ -421,6 +451,31 @@ class Trainer:
         if bar:
             bar.close()
         return run
+
+
+def _per_example(trainer, l2_norm_clip, noise_multiplier, noise_seed):
+    """The Trainer's :class:`PerExample` step part, or None; refuses what it cannot combine with."""
+    if l2_norm_clip is None:
+        for name, value, default in (("noise_multiplier", noise_multiplier, 0.0), ("noise_seed", noise_seed, 0)):
+            if value != default:
+                raise ValueError(
+                    f"Argument `{name}` needs per-example clipping: set `l2_norm_clip` too (the noise's standard "
+                    f"deviation is noise_multiplier * l2_norm_clip). Received: {name}={value!r}, l2_norm_clip=None"
+                )
+        return None
+    part = PerExample(trainer.model, l2_norm_clip, noise_multiplier, noise_seed)
+    refused = [
+        (trainer.accumulate > 1, f"accumulate={trainer.accumulate}", "accumulate=1 (use a larger batch_size)"),
+        (trainer.replicas > 1, f"a tf.distribute strategy with {trainer.replicas} replicas", "no strategy"),
+        (trainer.loss_scaler is not None, "a LossScaleOptimizer", "a float32 optimizer"),
+    ]
+    for bad, received, allowed in refused:
+        if bad:
+            raise ValueError(
+                f"Argument `l2_norm_clip` (per-example clipping) works with {allowed} only. "
+                f"Received: l2_norm_clip={l2_norm_clip!r} with {received}"
+            )
+    return part
 
 
 def _assertion_text(message: str) -> str:
