@@ -521,3 +521,16 @@ def test_private_apis_only_in_the_adapter_module():
     for rel, name in NOT_YET_BEHIND_THE_ADAPTER:
         assert name in (ROOT / rel).read_text(), f"{name} is gone from {rel}: remove it from the list"
         assert name in (PACKAGE / "_internals.py").read_text(), "the adapter's docstring names it"
+
+
+def test_every_room_is_packaged():
+    """A non-editable install (a wheel, Binder) must carry every folder of gradlab, not only the top one."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert isinstance(config["packages"], dict), "list the packages with [tool.setuptools.packages.find], not by hand"
+    found = set(find_packages(str(ROOT), include=config["packages"]["find"]["include"]))
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for p in PACKAGE.rglob("__init__.py")}
+    assert folders and found == folders, (sorted(folders - found), sorted(found - folders))
