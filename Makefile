@@ -48,12 +48,15 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: install
 	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(ALLOW_ROOT)
 
+# Two workers (pytest-xdist, one test file per worker at a time: a notebook's cells stay in one
+# kernel), then the browser tests on their own: their latency bounds assume nothing else runs.
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not browser"
+	$(BIN)/python -m pytest -m browser tests/test_browser.py tests/test_browser_lab.py
 
 # The fast loop: unit tests and doctests, without notebooks, browsers, subprocesses or XLA compiles.
 check: install
-	$(BIN)/python -m pytest tests gradlab -m "not slow" -o addopts="--doctest-modules -p no:cacheprovider --durations=10"
+	$(BIN)/python -m pytest tests gradlab -m "not slow" -n 2 --dist loadfile -o addopts="--doctest-modules -p no:cacheprovider --durations=10"
 
 lint: install
 	$(BIN)/ruff check gradlab tests benchmarks
@@ -64,6 +67,8 @@ clean:
 
 bench: install
 	$(BIN)/python benchmarks/bench_step.py
+	$(BIN)/python benchmarks/bench_advise.py
+	$(BIN)/python benchmarks/bench_per_example.py
 
 gpu-check:
 	$(BIN)/python benchmarks/gpu_check.py

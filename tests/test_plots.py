@@ -66,16 +66,19 @@ def test_overview_single_and_overlay(history):
     one = plots.overview(history)
     assert [t.name for t in one.data] == [
         "loss",
-        "norm before",
-        "norm after",
+        "norm before clipping",
+        "norm after clipping",
         "threshold / bound",
-        "skipped (non-finite)",
         "clip rate",
+        "skipped step (non-finite)",
     ]
+    strip = one.data[-1]  # skipped steps: a red strip along the top of the clip-rate panel, in the legend
+    assert strip.x == (2,) and strip.yaxis == "y3" and strip.showlegend and strip.marker.color == plots.SKIP
     other = make_history([2, 1, 0.5, 0.4], [1, 1, 1, 1], label="other")
     two = plots.overview([history, other])
     assert {t.name for t in two.data} >= {"run", "other"}
     assert isinstance(two, go.Figure) and two.layout.yaxis2.type == "log"
+    assert two.layout.annotations[1].text == "global gradient norm after clipping"  # what the panel shows
 
 
 def test_layer_heatmap_uses_log_norms(history):
@@ -221,6 +224,27 @@ def test_lab_merges_a_burst_of_slider_changes_while_running(lab):
     assert lab.history.threshold[-1] == pytest.approx(slider.value, rel=1e-6)
 
 
+@pytest.mark.parametrize("first", gradlab.MODE_NAMES)
+def test_lab_mode_switch_sets_the_new_modes_threshold(lab, first):
+    """Switching from any mode to any other puts the new mode's default (or the value last chosen
+    for it) in force, in the scaler and on the slider (issue 15: zclip -> agc gave 1.0)."""
+    slider = lab.controls["threshold"]
+    lab.controls["mode"].value = "norm"
+    slider.value = 0.3  # the reader's choice for norm
+    for second in gradlab.MODE_NAMES:
+        if second == first:
+            continue
+        lab.controls["mode"].value = first
+        lab.controls["mode"].value = second
+        expected = 0.3 if second == "norm" else gradlab.MODES[second].default
+        assert lab.scaler.mode_name == second
+        assert float(lab.scaler.threshold.numpy()) == pytest.approx(expected, rel=1e-6), (first, second)
+        assert slider.value == pytest.approx(expected, rel=1e-6)
+        lo, hi = threshold_range(second)
+        assert (slider.min, slider.max) == (lo, hi)
+        assert slider.disabled == (second == "none")
+
+
 def test_lab_threshold_slider_range_follows_mode(lab):
     lab.controls["mode"].value = "autoclip"
     slider = lab.controls["threshold"]
@@ -249,11 +273,46 @@ def test_lab_reset_and_learning_rate(lab):
 
 
 def test_lab_compare_all_modes_overlays_every_mode(lab):
+    statuses = []
+    lab.status.observe(lambda change: statuses.append(change["new"]), names="value")
     lab.compare_all(steps=8, wait=True)
-    assert [h.label for h in lab.comparison] == list(gradlab.MODE_NAMES)
+    labels = [plots.overlay_label(m, gradlab.MODES[m].default) for m in gradlab.MODE_NAMES]
+    assert labels[:2] == ["none", "value (1)"] and "agc (0.01)" in labels
+    assert [h.label for h in lab.comparison] == labels
     assert len(lab.figure.widget.data) == lab.figure._n_live + 2 * len(gradlab.MODE_NAMES)
     first_loss = {h.loss[0] for h in lab.comparison}
     assert len(first_loss) == 1  # identical weights and first batch
+    # Progress in the status line, run by run; a table, not a wall of numbers.
+    assert any("comparing 3/9: norm (1)" in s for s in statuses)
+    assert lab.table.value.count("<tr>") == 1 + len(labels) and "agc (0.01)" in lab.table.value
+    assert "compared 9 modes" in lab.status.value
+
+
+def test_lab_compare_disables_what_cannot_be_used_meanwhile(lab):
+    seen = {}
+    fit = gradlab.Trainer.fit
+
+    def spy(trainer, *args, **kwargs):  # look at the controls while a comparison trains
+        if trainer is not lab.trainer:
+            seen.update({k: c.disabled for k, c in lab.controls.items()})
+        return fit(trainer, *args, **kwargs)
+
+    gradlab.Trainer.fit = spy
+    try:
+        lab.compare_all(steps=5, wait=True)
+    finally:
+        gradlab.Trainer.fit = fit
+    assert seen["run"] and seen["compare"] and seen["reset"] and seen["optimizer"] and seen["problem"]
+    assert not seen["pause"]  # Pause stops the comparison
+    assert not any(lab.controls[k].disabled for k in ("run", "compare", "reset", "optimizer", "problem"))
+
+
+def test_lab_reset_clears_the_comparison(lab):
+    lab.compare_all(steps=5, wait=True)
+    assert lab.comparison and lab.table.value
+    lab.reset()
+    assert lab.comparison == [] and lab.table.value == ""
+    assert len(lab.figure.widget.data) == lab.figure._n_live
 
 
 def test_lab_static_fallback(lab):

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gradlab import _checks
+from gradlab.display import style
 from gradlab.display.plots import PALETTE, SKIP, finite
 from gradlab.training.advise import Advice, Verification
 
@@ -122,11 +123,11 @@ def advice_figure(advice: Advice, height: int = 720) -> go.Figure:
         col=2,
     )
     fig.update_xaxes(title_text="step", row=1, col=1)
-    fig.update_yaxes(title_text="global norm", type="log", exponentformat="power", row=1, col=1)
-    fig.update_xaxes(title_text="global norm", type="log", exponentformat="power", row=2, col=1)
+    fig.update_yaxes(title_text="global norm", **style.log_axis(), row=1, col=1)
+    fig.update_xaxes(title_text="global norm", **style.log_axis(), row=2, col=1)
     fig.update_yaxes(title_text="steps", row=2, col=1)
     fig.update_xaxes(title_text="layer", row=2, col=2)
-    fig.update_yaxes(title_text="gradient norm", type="log", exponentformat="power", row=2, col=2)
+    fig.update_yaxes(title_text="gradient norm", **style.log_axis(), row=2, col=2)
     fig.update_layout(
         title=f"Gradient norms of {advice.problem.name!r} ({advice.optimizer}) and the recommended threshold",
         barmode="group",
@@ -208,7 +209,7 @@ def verification_figure(verification: Verification, height: int = 420) -> go.Fig
                 col=col,
             )
         fig.add_vline(x=v.recommended, line=dict(color="#d62728", dash="dash"), row=1, col=col)
-        fig.update_xaxes(title_text=f"{v.mode} threshold", type="log", exponentformat="power", row=1, col=col)
+        fig.update_xaxes(title_text=f"{v.mode} threshold", **style.log_axis(), row=1, col=col)
         fig.update_yaxes(title_text=words[metric], row=1, col=col)
     fig.update_layout(
         title=f"Does clipping help? {len(v.seeds)} seeds per threshold, identical weights and data order per seed "

@@ -29,7 +29,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gradlab import _checks
-from gradlab.display import plots
+from gradlab.display import plots, style
 from gradlab.scaler.modes import MODE_NAMES, check_mode, check_threshold
 from gradlab.training.compare import compare, resolve_optimizer, resolve_problem
 from gradlab.training.history import History
@@ -137,7 +137,7 @@ def validation_figure(histories) -> go.Figure:
                 col=2,
             )
     fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(title_text="loss", type="log", exponentformat="power", row=1, col=1)
+    fig.update_yaxes(title_text="loss", **style.log_axis(), row=1, col=1)
     if accuracy:
         fig.update_yaxes(title_text="accuracy", range=[0, 1.02], row=1, col=2)
     fig.update_layout(

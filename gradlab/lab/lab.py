@@ -1,11 +1,14 @@
 """The live lab: sliders and dropdowns that steer a training run while it runs.
 
-``gradlab.Lab()`` displays in one line. Training runs in a background thread
-in chunks of a few steps, so the controls stay responsive; the mode and the
-threshold are the :class:`~gradlab.transforms.Scaler`'s ``tf.Variable``s, so a
-change applies at the very next step without retracing, and appears on the
-threshold line of the plot. Redraws are throttled (at most every ``redraw_ms``,
-and never before the browser has drawn the previous one).
+``gradlab.Lab()`` displays in one line; ``gradlab.Lab(model=..., x=..., y=...,
+loss=..., optimizer="adam")`` shows the same controls and plots for your own Keras
+model. Training runs in a background thread in chunks of a few steps, so the
+controls stay responsive; the mode and the threshold are the
+:class:`~gradlab.transforms.Scaler`'s ``tf.Variable``s, so a change applies at the
+very next step without retracing, and appears on the threshold line of the plot.
+Redraws are throttled (at most every ``redraw_ms``, and never before the browser
+has drawn the previous one). Changing the optimizer or the problem starts the run
+again (a new optimizer has new slots: the step is traced once more).
 
 Without a widget front end (GitHub, nbconvert), the lab shows a static SVG of
 its state.
@@ -13,23 +16,39 @@ its state.
 
 from __future__ import annotations
 
+import html
 import math
 import sys
 import threading
 import time
 
 import ipywidgets as w
-import keras
+import numpy as np
+import tensorflow as tf
 
 from gradlab import _checks
 from gradlab.display import plots
+from gradlab.display.style import diverged_at
 from gradlab.scaler.modes import MODE_NAMES, MODES, check_mode, check_threshold
 from gradlab.scaler.scaler import Scaler
-from gradlab.training.compare import compare
-from gradlab.training.problems import PROBLEMS, make_problem
+from gradlab.training.compare import parse_runs
+from gradlab.training.optimizers import OPTIMIZERS, make_optimizer, optimizer_factory
+from gradlab.training.problems import PROBLEMS, from_model, make_problem
 from gradlab.training.trainer import Trainer
 
 __all__ = ["Lab", "threshold_range"]
+
+# A learning rate to start from when the reader picks an optimizer they have not used in this lab yet.
+DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}
+YOURS = "yours"  # the optimizer control's entry for an optimizer (factory or instance) given to the Lab
+RUN_FOR = (300, 1000, 3000, 10000, 30000, 100000)  # the "run for" choices, in steps
+COMPARE_CHUNK = 50  # steps per call while comparing: progress and Pause between calls
+VAL_EVERY = 25  # steps between two evaluations of the validation data
+
+
+# The figure is a flex item of the lab's column: without min-width 0 it keeps the width of what it
+# drew, so a narrower notebook cut it off instead of plotly resizing it to the column.
+_CSS = "<style>.gradlab-lab .gradlab-figure{min-width:0;width:100%;max-width:100%}</style>"
 
 
 def threshold_range(mode: str) -> tuple[float, float]:
@@ -38,30 +57,89 @@ def threshold_range(mode: str) -> tuple[float, float]:
 
 
 def _steps(steps):
-    """None (the slider's value) or an integer >= 1."""
+    """None (the control's value) or an integer >= 1."""
     return None if steps is None else _checks.size("steps", steps)
 
 
+def _arrays(name: str, data):
+    """``data`` as arrays: a pair ``(x, y)`` as given, or a finite ``tf.data.Dataset`` of ``(x, y)``
+    samples or batches read once into numpy (the lab batches it again with ``batch_size``)."""
+    if not isinstance(data, tf.data.Dataset):
+        return data
+    spec = data.element_spec
+    if not isinstance(spec, tuple) or len(spec) != 2:
+        raise ValueError(f"Argument `{name}` must yield (x, y) pairs. Received: a dataset whose elements are {spec!r}")
+    if int(data.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
+        raise ValueError(
+            f"Argument `{name}` must be a finite dataset (the lab reads it once): remove `.repeat()`. "
+            f"Received: {name} with infinite cardinality"
+        )
+    batched = spec[0].shape.rank is not None and spec[0].shape.rank > 0 and spec[0].shape[0] is None
+    xs, ys = zip(*data.as_numpy_iterator()) if int(data.cardinality()) != 0 else ((), ())
+    if not xs:
+        raise ValueError(f"Argument `{name}` must hold at least one sample. Received: an empty dataset")
+    join = np.concatenate if batched else np.stack
+    return join(xs), join(ys)
+
+
+class _Unset(float):
+    """The default learning rate, 0.5 (SGD on the built-in problems): with another optimizer and no
+    learning rate given, the lab starts from that optimizer's own (DEFAULT_LR, or your optimizer's)."""
+
+
+_LR = _Unset(0.5)
+
+
+def _check_optimizer(optimizer, learning_rate) -> tuple[str, str | None, float | None]:
+    """The optimizer control's entry for ``optimizer``: (a name of OPTIMIZERS, None, None), or (YOURS,
+    its class name, its learning rate) for a factory or an instance, which is tried once here (it must
+    give a Keras optimizer)."""
+    if isinstance(optimizer, str):
+        return _checks.choice("optimizer", optimizer, tuple(OPTIMIZERS)), None, None
+    made = optimizer_factory(optimizer, learning_rate)()  # raises, naming the argument, for anything else
+    try:
+        lr = float(np.asarray(made.learning_rate))
+    except (TypeError, ValueError):  # a schedule
+        lr = None
+    return YOURS, type(made).__name__, lr
+
+
 class Lab:
-    """Train a small model and change its gradient scaling while it trains.
+    """Train a model and change its gradient scaling while it trains.
 
     Args:
       problem: a name from ``gradlab.problems.PROBLEMS`` (``"deep_mlp"`` explodes
         at high learning rates; ``"digits"`` and ``"imbalanced_digits"`` classify).
+        With ``model=...`` the problem control offers your model first, then these.
       mode, threshold: the starting scaling.
-      learning_rate: SGD learning rate (0.5 makes the deep MLP explode unclipped).
-      steps: steps per Run.
+      learning_rate: the optimizer's learning rate (0.5 makes the deep MLP explode under SGD).
+        Not given, with another optimizer: that optimizer's usual one (Adam: 0.001) or your
+        optimizer's own.
+      steps: steps per Run (the "run for" control; Pause stops earlier).
       chunk: steps per call of the compiled step between looks at the controls.
       redraw_ms: least time between two redraws.
       batch_size, seed: data batching and the seed of weights and data order.
+      model: your Keras model (Sequential, Functional or subclassed), built (each run
+        starts from a clone with its current weights) or a function that builds one.
+      x, y: your training data: arrays, or ``x`` a finite ``tf.data.Dataset`` of
+        ``(x, y)`` samples or batches (``y`` then None).
+      loss: your loss (a Keras loss, its name, or ``loss(y_true, y_pred)``).
+      optimizer: ``"sgd"``, ``"momentum"``, ``"adam"``, ``"adamw"`` or ``"rmsprop"``
+        (see ``gradlab.training.optimizers.OPTIMIZERS``), a function returning a new
+        Keras optimizer, or a Keras optimizer to copy. The optimizer control switches
+        between them; a switch starts the run again.
+      validation_data: ``(x_val, y_val)`` or a finite dataset, evaluated every 25 steps
+        and drawn on the loss panel.
 
     Every argument is checked before anything is built (a bad one raises a
     ``ValueError`` naming it); the sliders' ranges widen to hold the values given.
 
     Attributes:
       trainer: the :class:`gradlab.Trainer` running the model.
+      optimizer: the Keras optimizer of the run.
       figure: the :class:`gradlab.plots.LiveFigure`.
       controls: dict of the ipywidgets controls.
+      comparison: the histories of the last Compare, labelled ``"mode (threshold)"``.
     """
 
     def __init__(
@@ -69,17 +147,35 @@ class Lab:
         problem: str = "deep_mlp",
         mode: str = "global_norm",
         threshold: float | None = None,
-        learning_rate: float = 0.5,
-        steps: int = 300,
+        learning_rate: float = _LR,
+        steps: int = 10000,
         chunk: int = 5,
         redraw_ms: int = 150,
         batch_size: int = 32,
         seed: int = 0,
+        *,
+        model=None,
+        x=None,
+        y=None,
+        loss=None,
+        optimizer="sgd",
+        validation_data=None,
     ):
-        problem = _checks.choice("problem", problem, tuple(PROBLEMS))
+        if model is None:
+            problem = _checks.choice("problem", problem, tuple(PROBLEMS))
+            for name, value in (("x", x), ("y", y), ("loss", loss), ("validation_data", validation_data)):
+                if value is not None:
+                    raise ValueError(
+                        f"Argument `{name}` is for your own model: pass it with `model=...`. "
+                        f"Received: {name} of type {type(value).__name__} and model=None"
+                    )
         mode = check_mode(mode)
         check_threshold(mode, threshold)
+        given = learning_rate is not _LR
         learning_rate = _checks.python_number("learning_rate", learning_rate)
+        optimizer_name, yours, own_lr = _check_optimizer(optimizer, learning_rate if given else None)
+        if not given and optimizer_name != "sgd":
+            learning_rate = own_lr or DEFAULT_LR.get(optimizer_name, 1e-3)
         steps, chunk, batch_size = (
             _checks.size("steps", steps),
             _checks.size("chunk", chunk),
@@ -87,7 +183,25 @@ class Lab:
         )
         _checks.python_number("redraw_ms", redraw_ms, low=0, low_open=False)
         seed = _checks.size("seed", seed, low=0)
-        self.scaler = Scaler(mode, threshold)
+        problems = {}
+        if model is not None:
+            if loss is None:
+                raise ValueError("Argument `loss` is needed with `model=...`. Received: loss=None")
+            if isinstance(x, tf.data.Dataset):
+                if y is not None:
+                    raise ValueError(
+                        "Argument `y` must be None when `x` is a tf.data.Dataset of (x, y). "
+                        f"Received: y of type {type(y).__name__}"
+                    )
+                x, y = _arrays("x", x)
+            if validation_data is not None:
+                validation_data = _arrays("validation_data", validation_data)
+            own = from_model(model, x, y, loss, validation_data=validation_data, seed=seed)
+            problems[own.name] = own
+            problem = own.name
+        self._problems = problems  # your model's problem (built ones come from make_problem)
+        self._user_optimizer = optimizer if optimizer_name == YOURS else None
+        self.scaler = Scaler(mode, threshold, modes="all")
         self.chunk, self.redraw_ms, self.batch_size, self.seed = chunk, redraw_ms, batch_size, seed
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -97,16 +211,45 @@ class Lab:
         self._pending = None  # the newest (mode, threshold) from the controls, not yet applied
         self._pending_lock = threading.Lock()
         self._target = 0
+        self._moving_slider = False  # the lab itself is moving the threshold slider (a mode switch)
+        self._quiet_lr = False
         self.error: BaseException | None = None
+        self.comparison: list = []
 
-        lo, hi = threshold_range(mode)
         t = float(self.scaler.threshold.numpy())
-        # The sliders' ranges hold the values given (a slider clamps its value into its range).
+        self._chosen = {mode: t}  # the threshold the reader last chose for each mode
+        self._lr_for = {optimizer_name: learning_rate}  # the learning rate last used with each optimizer
+        self.controls = self._make_controls(problem, mode, t, learning_rate, steps, optimizer_name, yours)
+        self.status = w.HTML(layout=w.Layout(min_height="24px", width="100%"))
+        self.status.add_class("gradlab-status-line")
+        self.table = w.HTML(layout=w.Layout(width="100%"))
+        self.table.add_class("gradlab-comparison")
+        self.figure = plots.LiveFigure()
+        self.figure.widget.layout.autosize = True  # plotly fits the figure to the lab's width, and follows it
+        self.figure.widget.add_class("gradlab-figure")
+        self.widget = self._layout()
+        self._build()
+
+    # ------------------------------------------------------------ layout
+    def _make_controls(self, problem, mode, t, learning_rate, steps, optimizer_name, yours):
+        lo, hi = threshold_range(mode)
         log_t, log_lr = math.log10(t), math.log10(learning_rate)
-        wide = {"description_width": "initial"}
-        c = self.controls = {
-            "problem": w.Dropdown(options=list(PROBLEMS), value=problem, description="problem", style=wide),
-            "mode": w.Dropdown(options=list(MODE_NAMES), value=mode, description="mode", style=wide),
+
+        def desc(width):
+            return {"description_width": width}
+
+        def fixed(width):
+            return w.Layout(width=width, min_width=width, flex="0 0 auto")
+
+        problems = [*self._problems, *(p for p in PROBLEMS if p not in self._problems)]
+        optimizers = [(label, name) for name, (label, _) in OPTIMIZERS.items()]
+        if optimizer_name == YOURS:
+            optimizers.insert(0, (f"yours: {yours}", YOURS))
+        run_for = sorted({*RUN_FOR, steps})
+        c = {
+            "mode": w.Dropdown(
+                options=list(MODE_NAMES), value=mode, description="mode", style=desc("44px"), layout=fixed("230px")
+            ),
             "threshold": w.FloatLogSlider(
                 value=t,
                 base=10,
@@ -115,67 +258,115 @@ class Lab:
                 step=0.05,
                 description=MODES[mode].threshold_name,
                 readout_format=".3g",
-                continuous_update=True,
-                style=wide,
+                # Only the reader's own moves are sent: with continuous updates the browser also sends
+                # back the value it shows whenever the lab changes the slider's range or value, rounded
+                # to its step or clamped into the range it had a moment before, and that stale value
+                # then replaced the new mode's threshold.
+                continuous_update=False,
+                disabled=mode == "none",
+                style=desc("120px"),
+                layout=fixed("440px"),
+            ),
+            "problem": w.Dropdown(
+                options=problems, value=problem, description="problem", style=desc("58px"), layout=fixed("240px")
+            ),
+            "optimizer": w.Dropdown(
+                options=optimizers,
+                value=optimizer_name,
+                description="optimizer",
+                style=desc("68px"),
+                layout=fixed("300px"),
             ),
             "learning_rate": w.FloatLogSlider(
                 value=learning_rate,
                 base=10,
-                min=min(-3, log_lr),
+                min=min(-4, log_lr),
                 max=max(0.5, log_lr),
                 step=0.05,
                 description="learning rate",
                 readout_format=".3g",
                 continuous_update=False,
-                style=wide,
+                style=desc("88px"),
+                layout=fixed("360px"),
             ),
-            "steps": w.IntSlider(
+            "steps": w.Dropdown(
+                options=[(f"{n} steps", n) for n in run_for],
                 value=steps,
-                min=min(10, steps),
-                max=max(2000, steps),
-                step=10,
-                description="steps",
-                continuous_update=False,
-                style=wide,
+                description="run for",
+                style=desc("52px"),
+                layout=fixed("190px"),
             ),
-            "run": w.Button(description="Run", button_style="success", icon="play"),
-            "pause": w.Button(description="Pause", icon="pause"),
-            "reset": w.Button(description="Reset", icon="refresh"),
-            "compare": w.Button(description="Compare all modes", icon="bars"),
+            "run": w.Button(description="Run", button_style="success", icon="play", layout=fixed("90px")),
+            "pause": w.Button(description="Pause", icon="pause", layout=fixed("96px")),
+            "reset": w.Button(description="Reset", icon="refresh", layout=fixed("96px")),
+            "compare": w.Button(
+                description="Compare all modes",
+                icon="bars",
+                tooltip="train every mode at its default threshold from the same start, and overlay them",
+                layout=fixed("190px"),
+            ),
         }
-        self.status = w.HTML()
-        self.figure = plots.LiveFigure()
+        c["threshold"].add_class("gradlab-threshold")
         c["mode"].observe(self._on_mode, names="value")
         c["threshold"].observe(self._on_threshold, names="value")
         c["learning_rate"].observe(self._on_learning_rate, names="value")
+        c["optimizer"].observe(self._on_optimizer, names="value")
         c["problem"].observe(lambda _: self._rebuild(), names="value")
         c["run"].on_click(lambda _: self.run())
         c["pause"].on_click(lambda _: self.pause())
         c["reset"].on_click(lambda _: self.reset())
         c["compare"].on_click(lambda _: self.compare_all())
-        row1 = w.HBox([c["problem"], c["mode"], c["threshold"]])
-        row2 = w.HBox([c["learning_rate"], c["steps"]])
-        row3 = w.HBox([c["run"], c["pause"], c["reset"], c["compare"], self.status])
-        self.widget = w.VBox([row1, row2, row3, self.figure.widget])
-        self.widget.add_class("gradlab-lab")
-        self._build()
+        return c
+
+    def _layout(self):
+        c = self.controls
+
+        def row(*children):
+            return w.HBox(list(children), layout=w.Layout(flex_flow="row wrap", align_items="center", width="100%"))
+
+        box = w.VBox(
+            [
+                w.HTML(_CSS, layout=w.Layout(display="none")),
+                row(c["mode"], c["threshold"]),
+                row(c["problem"], c["optimizer"], c["learning_rate"]),
+                row(c["steps"], c["run"], c["pause"], c["reset"], c["compare"]),
+                self.status,
+                self.figure.widget,
+                self.table,
+            ],
+            layout=w.Layout(width="100%"),
+        )
+        box.add_class("gradlab-lab")
+        return box
 
     # ------------------------------------------------------------ state
+    def _problem(self, name):
+        return self._problems[name] if name in self._problems else make_problem(name, seed=self.seed)
+
+    def _new_optimizer(self):
+        name, lr = self.controls["optimizer"].value, self.controls["learning_rate"].value
+        if name == YOURS:
+            return optimizer_factory(self._user_optimizer, lr)()
+        return make_optimizer(name, lr)
+
     def _build(self):
-        problem = make_problem(self.controls["problem"].value, seed=self.seed)
+        problem = self._problem(self.controls["problem"].value)
         if self.batch_size > len(problem.x):  # checked before the lab changes: it stays as it was
             raise ValueError(
                 f"Argument `batch_size` must be at most the number of samples of problem "
                 f"{problem.name!r} ({len(problem.x)}). Received: batch_size={self.batch_size}"
             )
+        if hasattr(self, "trainer"):
+            self.trainer.reset()  # the scaler's adaptive state back to its start
         self.problem = problem
-        self.optimizer = keras.optimizers.SGD(self.controls["learning_rate"].value)
-        self.trainer = Trainer(
-            self.problem.model(), self.problem.loss, self.optimizer, self.scaler, label=self.controls["problem"].value
-        )
-        self.figure.clear_overlays()
-        self.figure.update(self.trainer.history)
+        self._new_trainer(problem.model())
         self._say("ready")
+
+    def _new_trainer(self, model):
+        self.optimizer = self._new_optimizer()
+        self.trainer = Trainer(model, self.problem.loss, self.optimizer, self.scaler, label=self.problem.name)
+        self.clear_comparison()
+        self.figure.update(self.trainer.history)
 
     @property
     def history(self):
@@ -192,25 +383,40 @@ class Lab:
         steps = f"step {len(h)}{loss} · " if h is not None else ""
         self.status.value = f"<span class='gradlab-status'>{steps}{text}</span>"
 
+    def _enable(self, on: bool) -> None:
+        """Enable (or, while comparing, disable) the controls that cannot be used meanwhile."""
+        for name in ("run", "reset", "compare", "problem", "optimizer", "steps", "learning_rate"):
+            self.controls[name].disabled = not on
+
     # ------------------------------------------------------------ controls
     def _on_mode(self, change):
         mode = change["new"]
+        value = self._chosen.get(mode, MODES[mode].default)
         lo, hi = threshold_range(mode)
+        lo, hi = min(lo, math.log10(value)), max(hi, math.log10(value))
         slider = self.controls["threshold"]
-        value = MODES[mode].default
-        with slider.hold_trait_notifications():
-            slider.min, slider.max = min(slider.min, lo), max(slider.max, hi)
-            slider.value = value
-            slider.min, slider.max = lo, hi
-            slider.description = MODES[mode].threshold_name
+        self._moving_slider = True
+        try:
+            with slider.hold_sync():  # one message: the browser gets the new range and value together
+                with slider.hold_trait_notifications():
+                    slider.min, slider.max = min(slider.min, lo), max(slider.max, hi)
+                    slider.value = value
+                    slider.min, slider.max = lo, hi
+                slider.description = MODES[mode].threshold_name
+                slider.disabled = mode == "none"
+        finally:
+            self._moving_slider = False
         self._request(mode, value)
 
     def _on_threshold(self, change):
+        if self._moving_slider:  # the lab's own move (a mode switch) requests its value itself
+            return
         mode = self.controls["mode"].value
         m = MODES[mode]
         value = change["new"]
         if m.high is not None:
             value = min(value, m.high)
+        self._chosen[mode] = value
         self._request(mode, value)
 
     def _request(self, mode, threshold):
@@ -235,11 +441,31 @@ class Lab:
             self.scaler.set(mode=pending[0], threshold=pending[1])
 
     def _on_learning_rate(self, change):
-        self.optimizer.learning_rate.assign(change["new"])
+        self._lr_for[self.controls["optimizer"].value] = change["new"]
+        if not self._quiet_lr:
+            self.optimizer.learning_rate.assign(change["new"])
+
+    def _on_optimizer(self, change):
+        """A new optimizer: stop, and start the run again from the initial weights with it."""
+        name = change["new"]
+        self.pause()
+        lr = self._lr_for.get(name, DEFAULT_LR.get(name, self.controls["learning_rate"].value))
+        slider = self.controls["learning_rate"]
+        self._quiet_lr = True  # the new optimizer is built with it
+        try:
+            slider.min, slider.max = min(slider.min, math.log10(lr)), max(slider.max, math.log10(lr))
+            slider.value = lr
+        finally:
+            self._quiet_lr = False
+        with self._lock:
+            self.trainer.reset()  # the model's initial weights, and the scaler's adaptive state
+            self._new_trainer(self.trainer.model)
+        label = next(k for k, v in self.controls["optimizer"].options if v == name)
+        self._say(f"optimizer now {html.escape(label)}, learning rate {lr:.3g}: the run starts again from step 0")
 
     # ------------------------------------------------------------ actions
     def run(self, steps: int | None = None, wait: bool = False) -> None:
-        """Train ``steps`` more steps (the slider's value by default) in the background."""
+        """Train ``steps`` more steps (the "run for" control's value by default) in the background."""
         steps, wait = _steps(steps), _checks.boolean("wait", wait)
         if self.running:
             return
@@ -251,21 +477,30 @@ class Lab:
             self._thread.join()
 
     def pause(self) -> None:
-        """Stop after the current chunk."""
+        """Stop after the current chunk (or, while comparing, after the current call)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
         self._say("paused")
 
     def reset(self) -> None:
-        """Stop, and start again from the same initial weights and data order (no retrace)."""
+        """Stop, and start again from the same initial weights and data order (no retrace).
+
+        The comparison overlays go too: they belong to the run they were made for.
+        """
         self.pause()
         with self._lock:
             self.trainer.reset()
             self.optimizer.learning_rate.assign(self.controls["learning_rate"].value)
-            self.figure.clear_overlays()
+            self.clear_comparison()
             self.figure.update(self.trainer.history)
         self._say("reset")
+
+    def clear_comparison(self) -> None:
+        """Remove the comparison overlays and their table."""
+        self.comparison = []
+        self.figure.clear_overlays()
+        self.table.value = ""
 
     def _rebuild(self) -> None:
         """Stop, and build the newly chosen problem."""
@@ -274,30 +509,107 @@ class Lab:
             self._build()
 
     def compare_all(self, steps: int | None = None, wait: bool = False) -> None:
-        """Run every mode (default thresholds) from identical weights; overlay them."""
+        """Run every mode (default thresholds) from identical weights; overlay them and tabulate them.
+
+        Shows its progress ("comparing 3/9: agc (0.01)") and disables the controls that
+        cannot be used meanwhile; Pause stops it after the current call.
+        """
         steps, wait = _steps(steps), _checks.boolean("wait", wait)
         if self.running:
             return
+        n = steps or min(self.controls["steps"].value, 300)
+        runs = [(mode, value, plots.overlay_label(mode, value)) for mode, value, _ in parse_runs(list(MODE_NAMES))]
         self._stop.clear()
 
         def work():
-            self._say("comparing all modes…")
-            runs = compare(
-                self.problem,
-                list(MODE_NAMES),
-                optimizer=lambda: keras.optimizers.SGD(self.controls["learning_rate"].value),
-                steps=steps or self.controls["steps"].value,
-                batch_size=self.batch_size,
-                seed=self.seed,
-            )
-            self.figure.overlay(runs)
-            self.comparison = runs
-            self._say("compared: " + ", ".join(f"{h.label} {h.loss[-1]:.3g}" for h in runs))
+            self._enable(False)
+            try:
+                done = self._compare(runs, n)
+                if done:
+                    self.comparison = done
+                    self.figure.overlay(done)
+                    self.figure.update(self.trainer.history)
+                    self.table.value = self._comparison_table(done, n)
+                finished = len(done) == len(runs)
+                said = f"compared {len(runs)} modes over {n} steps" if finished else f"compare stopped at {len(done)}"
+                self._say(said)
+            finally:  # after the last word of progress: while it shows, the controls are still disabled
+                self._enable(True)
 
         self._thread = threading.Thread(target=self._guard(work), daemon=True, name="gradlab-compare")
         self._thread.start()
         if wait:
             self._thread.join()
+
+    def _compare(self, runs, steps):
+        """One run per (mode, threshold, label) from the problem's initial weights, with one compiled step.
+
+        Like :func:`gradlab.compare`, in calls of COMPARE_CHUNK steps so that the status
+        shows progress and Pause can stop it.
+        """
+        p = self.problem
+        first = runs[0]
+        trainer = Trainer(
+            p.model(), p.loss, self._new_optimizer(), Scaler(first[0], first[1], modes="all"), label=first[2]
+        )
+        done = []
+        for i, (mode, value, label) in enumerate(runs):
+            trainer.label = label
+            trainer.reset()
+            trainer.scaler.set(mode=mode, threshold=value)
+            while len(trainer.history) < steps:
+                if self._stop.is_set():
+                    return done
+                self._say(f"comparing {i + 1}/{len(runs)}: {html.escape(label)} · step {len(trainer.history)}/{steps}")
+                n = min(COMPARE_CHUNK, steps - len(trainer.history))
+                last = len(trainer.history) + n == steps
+                trainer.fit(
+                    p.x,
+                    p.y,
+                    steps=n,
+                    batch_size=self.batch_size,
+                    seed=self.seed,
+                    progress=False,
+                    validation_data=p.validation_data if last else None,
+                    validation_every=n,
+                )
+            done.append(trainer.history)
+        return done
+
+    def _comparison_table(self, runs, steps) -> str:
+        opt = next(k for k, v in self.controls["optimizer"].options if v == self.controls["optimizer"].value)
+        val = any(len(h.val_loss) for h in runs)
+        head = "<tr><th>mode (threshold)</th><th>final loss</th><th>lowest loss</th>"
+        head += "<th>val loss</th>" if val else ""
+        head += "<th>clipped</th><th>skipped</th><th>diverged at</th></tr>"
+        rows = []
+        for h, color in zip(runs, self.figure._overlay_colors):
+            loss = h.loss[np.isfinite(h.loss)]
+            stop = diverged_at(h.loss)
+            cells = [
+                f"<td><span style='color:{color}'>■</span> {html.escape(h.label)}</td>",
+                f"<td>{h.loss[-1]:.3g}</td>",
+                f"<td>{loss.min():.3g}</td>" if loss.size else "<td>-</td>",
+            ]
+            if val:
+                cells.append(f"<td>{h.val_loss[-1]:.3g}</td>" if len(h.val_loss) else "<td>-</td>")
+            cells += [
+                f"<td>{h.clip_rate:.0%}</td>",
+                f"<td>{int(h.skipped.sum())}</td>",
+                f"<td>{'-' if stop is None else f'step {stop}'}</td>",
+            ]
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+        caption = (
+            f"Compared from the same start: {steps} steps, {html.escape(opt)}, learning rate "
+            f"{self.controls['learning_rate'].value:.3g}, default thresholds"
+        )
+        style = (
+            "<style>.gradlab-table{border-collapse:collapse;font-size:12px;margin:4px 0}"
+            ".gradlab-table td,.gradlab-table th{padding:1px 10px;text-align:right;border-bottom:1px solid #eee}"
+            ".gradlab-table td:first-child,.gradlab-table th:first-child{text-align:left}"
+            ".gradlab-table caption{text-align:left;color:#555;caption-side:top}</style>"
+        )
+        return f"{style}<table class='gradlab-table'><caption>{caption}</caption>{head}{''.join(rows)}</table>"
 
     def _guard(self, fn):
         def run():
@@ -305,7 +617,7 @@ class Lab:
                 fn()
             except BaseException as err:  # shown in the status line, kept for inspection
                 self.error = err
-                self._say(f"<b style='color:#d62728'>error: {type(err).__name__}: {err}</b>")
+                self._say(f"<b style='color:#d62728'>error: {type(err).__name__}: {html.escape(str(err))}</b>")
                 raise
             finally:
                 self._apply_pending()  # a change that came with the last chunk
@@ -332,8 +644,11 @@ class Lab:
 
     def _run_chunks(self):
         """Train chunk by chunk until the target or a pause; apply requests between chunks."""
+        val = self.problem.validation_data
         while not self._stop.is_set() and len(self.trainer.history) < self._target:
-            n = min(self.chunk, self._target - len(self.trainer.history))
+            done = len(self.trainer.history)
+            n = min(self.chunk, self._target - done)
+            evaluate = val is not None and (done + n) // VAL_EVERY > done // VAL_EVERY
             with self._lock:
                 self._apply_pending()  # under the lock: a caller holding it sees no change half-applied
                 self.trainer.fit(
@@ -343,6 +658,8 @@ class Lab:
                     batch_size=self.batch_size,
                     seed=self.seed,
                     progress=False,
+                    validation_data=val if evaluate else None,
+                    validation_every=n,
                 )
             # Draw at most every redraw_ms; right after a change, as soon as 50 ms have
             # passed since the last draw (a burst of changes does not redraw per message).
@@ -360,15 +677,22 @@ class Lab:
 
     # ------------------------------------------------------------ display
     def _repr_mimebundle_(self, **kwargs):
+        for delay in (0.5, 2.0):  # once the front end has laid the lab out: fit the figure to its width
+            timer = threading.Timer(delay, self.figure.refit)
+            timer.daemon = True
+            timer.start()
         bundle = self.widget._repr_mimebundle_(**kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
         title = f"gradlab lab: {self.controls['problem'].value}, mode {self.scaler.mode_name}"
         data["image/svg+xml"] = plots.svg_overview(self.trainer.history, title=title)
         data["text/plain"] = (
             f"<gradlab.Lab {self.controls['problem'].value}, mode={self.scaler.mode_name}, "
-            f"{len(self.trainer.history)} steps>"
+            f"optimizer={self.controls['optimizer'].value}, {len(self.trainer.history)} steps>"
         )
         return bundle
 
     def __repr__(self):
-        return f"Lab(problem={self.controls['problem'].value!r}, mode={self.scaler.mode_name!r})"
+        return (
+            f"Lab(problem={self.controls['problem'].value!r}, mode={self.scaler.mode_name!r}, "
+            f"optimizer={self.controls['optimizer'].value!r})"
+        )

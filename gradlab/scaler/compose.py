@@ -19,7 +19,7 @@ __all__ = ["Chain", "Selective"]
 class Chain:
     """Apply transforms one after another.
 
-    >>> chain = Chain(Scaler("value", 2.0), Scaler("global_norm", 1.0))
+    >>> chain = Chain(gradlab.Scaler("value", 2.0), gradlab.Scaler("global_norm", 1.0))
     >>> [g.numpy().round(4).tolist() for g in chain([tf.constant([3.0, 1.0])])]
     [[0.8944, 0.4472]]
     """

@@ -14,7 +14,7 @@ import numpy as np
 
 from gradlab import _checks
 
-__all__ = ["History", "SCALARS"]
+__all__ = ["PER_EXAMPLE", "History", "SCALARS"]
 
 # Per-step scalar columns, in the order a step writes them.
 SCALARS = (
@@ -30,6 +30,12 @@ SCALARS = (
 )
 PER_LAYER = ("layer_norm_before", "layer_norm_after", "update_ratio")
 VALIDATION = ("val_step", "val_loss", "val_accuracy")
+# Per-step columns recorded only with per-example clipping (Trainer(l2_norm_clip=...)); NaN otherwise.
+PER_EXAMPLE = (
+    "example_norm_median",  # median of the per-example gradient norms (before clipping)
+    "example_norm_max",  # largest per-example gradient norm
+    "example_clip_fraction",  # fraction of the batch's examples clipped to l2_norm_clip
+)
 
 
 @dataclasses.dataclass
@@ -48,6 +54,11 @@ class History:
         the number of steps trained when evaluated, the validation loss, and the
         accuracy (NaN when the loss is not a classification loss). Empty when
         no validation data was given.
+      example_norm_median, example_norm_max, example_clip_fraction: ``(steps,)``,
+        with per-example clipping (``Trainer(l2_norm_clip=C)``): the median and
+        the max of the batch's per-example gradient norms before clipping, and the
+        fraction of its examples clipped to ``C``. NaN on steps without it (and
+        when not given: the default).
     """
 
     loss: np.ndarray
@@ -68,6 +79,9 @@ class History:
     val_step: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
     val_loss: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     val_accuracy: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    example_norm_median: np.ndarray | None = None
+    example_norm_max: np.ndarray | None = None
+    example_clip_fraction: np.ndarray | None = None
 
     def __post_init__(self):
         n = len(self.loss) if hasattr(self.loss, "__len__") else None
@@ -92,6 +106,20 @@ class History:
                 "Arguments `val_step`, `val_loss` and `val_accuracy` must be 1-D arrays of one length "
                 f"(one entry per evaluation). Received shapes: {shapes}"
             )
+        for k in PER_EXAMPLE:
+            if getattr(self, k) is None:
+                setattr(self, k, np.full(n, np.nan))
+            shape = np.shape(getattr(self, k))
+            if shape != (n,):
+                raise ValueError(
+                    f"Argument `{k}` must be a 1-D array with one value per step, as long as `loss` ({n}). "
+                    f"Received: {k} of shape {shape}"
+                )
+
+    @property
+    def per_example(self) -> bool:
+        """True when some step recorded per-example statistics (``Trainer(l2_norm_clip=...)``)."""
+        return bool(np.isfinite(self.example_norm_max).any())
 
     @classmethod
     def empty(cls, layer_names, mode_names, label=""):
@@ -104,7 +132,8 @@ class History:
 
     @classmethod
     def from_rows(cls, rows: np.ndarray, layer_names, mode_names, label=""):
-        """Build from the packed rows a compiled step writes: scalars, then 3 x layers."""
+        """Build from the packed rows a compiled step writes: scalars, then 3 x layers, then
+        the 3 :data:`PER_EXAMPLE` columns (optional: rows without them get NaN there)."""
         layer_names, mode_names = _checks.names("layer_names", layer_names), _checks.names("mode_names", mode_names)
         label = _checks.text("label", label)
         n, s = len(layer_names), len(SCALARS)
@@ -112,14 +141,22 @@ class History:
             rows = np.asarray(rows, np.float64)
         except (TypeError, ValueError):
             raise _checks._fail("rows", "a 2-D array of numbers", rows) from None
-        if rows.ndim != 2 or rows.shape[1] != s + 3 * n:
+        e = len(PER_EXAMPLE)
+        if rows.ndim != 2 or rows.shape[1] not in (s + 3 * n, s + 3 * n + e):
             raise ValueError(
                 f"Argument `rows` must be a 2-D array of shape (steps, {s + 3 * n}): {s} scalars, then 3 x "
-                f"{n} per-layer values. Received: rows of shape {rows.shape}"
+                f"{n} per-layer values (or (steps, {s + 3 * n + e}) with the {e} per-example columns after "
+                f"them). Received: rows of shape {rows.shape}"
             )
         scalars = {k: rows[:, i] for i, k in enumerate(SCALARS)}
         layers = {k: rows[:, s + j * n : s + (j + 1) * n] for j, k in enumerate(PER_LAYER)}
-        return cls(**scalars, **layers, layer_names=list(layer_names), mode_names=tuple(mode_names), label=label)
+        if rows.shape[1] == s + 3 * n + e:
+            examples = {k: rows[:, s + 3 * n + j] for j, k in enumerate(PER_EXAMPLE)}
+        else:
+            examples = {}
+        return cls(
+            **scalars, **layers, **examples, layer_names=list(layer_names), mode_names=tuple(mode_names), label=label
+        )
 
     def extend(self, other: History) -> History:
         """Append the steps of ``other`` (same layers and modes) in place; return self."""
@@ -136,7 +173,7 @@ class History:
                 f"Received: other.mode_names={tuple(other.mode_names)}"
             )
         offset = len(self)
-        for k in SCALARS + PER_LAYER:
+        for k in SCALARS + PER_LAYER + PER_EXAMPLE:
             setattr(self, k, np.concatenate([getattr(self, k), getattr(other, k)]))
         self.val_step = np.concatenate([self.val_step, np.asarray(other.val_step, np.int64) + offset])
         self.val_loss = np.concatenate([self.val_loss, other.val_loss])
@@ -182,6 +219,9 @@ class History:
         steps["mode"] = self.modes
         steps["clipped"] = steps["clipped"].astype(bool)
         steps["skipped"] = steps["skipped"].astype(bool)
+        if self.per_example:  # the per-example columns only where they were recorded
+            for k in PER_EXAMPLE:
+                steps[k] = getattr(self, k)
         steps.insert(0, "run", self.label)
         n = len(self.layer_names)
         layers = pd.DataFrame(

@@ -3,8 +3,13 @@
 A :class:`Recorder` owns one preallocated ``tf.Variable`` buffer of shape
 ``(capacity, columns)``. Each step packs its statistics into one row (the
 :data:`gradlab.history.SCALARS`, then per-layer norms before and after scaling
-and update-to-weight ratios) and writes it with a single scatter. The host reads
-the buffer only in :meth:`Recorder.flush`, every ``capacity`` steps or at the end.
+and update-to-weight ratios, then the :data:`gradlab.history.PER_EXAMPLE` columns)
+and writes it with a single scatter. The host reads the buffer only in
+:meth:`Recorder.flush`, every ``capacity`` steps or at the end.
+
+The per-example columns (median and max of the per-example gradient norms, fraction
+of examples clipped) are NaN unless the step called :meth:`Recorder.per_example`
+before :meth:`Recorder.record` (the Trainer's per-example clipping does).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from gradlab.scaler.modes import MODE_NAMES
 from gradlab.scaler.scaler import Info
 from gradlab.scaler.transform import variable_name
 from gradlab.scaling.clipping import fused_squared_norm, merge_duplicates
-from gradlab.training.history import SCALARS, History
+from gradlab.training.history import PER_EXAMPLE, SCALARS, History
 
 __all__ = ["Recorder", "Update", "layer_groups", "measure_update", "weights_before"]
 
@@ -54,9 +59,24 @@ class Recorder:
         self.layer_names, one_hot = layer_groups(variables)
         self.one_hot = tf.constant(one_hot)
         self.capacity = int(capacity)
-        self.width = len(SCALARS) + 3 * len(self.layer_names)
+        self.width = len(SCALARS) + 3 * len(self.layer_names) + len(PER_EXAMPLE)
         self.buffer = state_variable(tf.zeros([self.capacity, self.width]), "gradlab_records")
         self.row = state_variable(0, "gradlab_record_row", tf.int32)
+        self._examples = None  # the per-example statistics of the step being traced, for record()
+
+    def per_example(self, norms, l2_norm_clip):
+        """Keep this step's per-example statistics for the next :meth:`record` (graph-safe).
+
+        ``norms``: each example's global gradient norm, float32 ``(batch,)``, before
+        clipping to ``l2_norm_clip``. The row gets their median (as ``numpy.median``:
+        the mean of the two middle values for an even batch), their max, and the
+        fraction of examples whose norm exceeds ``l2_norm_clip`` (those that were clipped).
+        """
+        norms = tf.sort(tf.cast(tf.reshape(norms, [-1]), tf.float32))
+        n = tf.shape(norms)[0]
+        median = 0.5 * (norms[(n - 1) // 2] + norms[n // 2])
+        clipped = tf.reduce_mean(tf.cast(norms > tf.cast(l2_norm_clip, tf.float32), tf.float32))
+        self._examples = tf.stack([median, norms[-1], clipped])
 
     def record(self, *, loss, info: Info, update: Update, loss_scale):
         """Pack one step's statistics and write them at the next row (graph-safe).
@@ -84,7 +104,10 @@ class Recorder:
             ]
         )
         ratio = layers[3] / tf.maximum(layers[2], 1e-12)
-        self._write(tf.concat([scalars, layers[0], layers[1], ratio], 0))
+        examples, self._examples = self._examples, None
+        if examples is None:
+            examples = tf.fill([len(PER_EXAMPLE)], float("nan"))
+        self._write(tf.concat([scalars, layers[0], layers[1], ratio, examples], 0))
 
     def record_skipped(self, *, loss, loss_scale, mode, threshold):
         """Write a row for a step skipped before gradlab saw its gradients.
@@ -106,7 +129,8 @@ class Recorder:
                 nan,
             ]
         )
-        self._write(tf.concat([scalars, tf.fill([2 * n], nan), tf.zeros([n])], 0))
+        self._examples = None
+        self._write(tf.concat([scalars, tf.fill([2 * n], nan), tf.zeros([n]), tf.fill([len(PER_EXAMPLE)], nan)], 0))
 
     def _write(self, row):
         written = scatter(self.buffer, [[self.row.read_value()]], row[None])
