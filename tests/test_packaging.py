@@ -526,11 +526,11 @@ def test_private_apis_only_in_the_adapter_module():
 def test_every_room_is_packaged():
     """A non-editable install (a wheel, Binder) must carry every folder of gradlab, not only the top one."""
     import tomllib
-
-    from setuptools import find_packages
+    from fnmatch import fnmatchcase
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert isinstance(config["packages"], dict), "list the packages with [tool.setuptools.packages.find], not by hand"
-    found = set(find_packages(str(ROOT), include=config["packages"]["find"]["include"]))
+    include = config["packages"]["find"]["include"]  # setuptools matches these globs on dotted package names
     folders = {".".join(p.parent.relative_to(ROOT).parts) for p in PACKAGE.rglob("__init__.py")}
-    assert folders and found == folders, (sorted(folders - found), sorted(found - folders))
+    left_out = sorted(f for f in folders if not any(fnmatchcase(f, pattern) for pattern in include))
+    assert len(folders) > 5 and not left_out, left_out

@@ -95,7 +95,7 @@ def advice_figure(advice: Advice, height: int = 720) -> go.Figure:
             x=edges.tolist(),
             y=[*counts.tolist(), int(counts[-1])],
             mode="lines",
-            line=dict(shape="hv", color=PALETTE[0]),
+            line=dict(shape="hv", color=PALETTE[2]),
             fill="tozeroy",
             name="steps per bin",
             showlegend=False,
@@ -111,7 +111,7 @@ def advice_figure(advice: Advice, height: int = 720) -> go.Figure:
         x=names, y=[early[n]["median"] for n in names], name="median, early", marker_color=PALETTE[1], row=2, col=2
     )
     fig.add_bar(
-        x=names, y=[later[n]["median"] for n in names], name="median, later", marker_color=PALETTE[0], row=2, col=2
+        x=names, y=[later[n]["median"] for n in names], name="median, later", marker_color=PALETTE[4], row=2, col=2
     )
     fig.add_scatter(
         x=names,
@@ -202,7 +202,7 @@ def verification_figure(verification: Verification, height: int = 420) -> go.Fig
                 x=[float(thresholds[i])] * len(values),
                 y=values.tolist(),
                 mode="markers",
-                marker=dict(color=PALETTE[0], size=5, opacity=0.45),
+                marker=dict(color=PALETTE[5], size=5, opacity=0.45),
                 name="one seed",
                 showlegend=bool(col == 1 and i == order[0]),
                 row=1,

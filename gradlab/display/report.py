@@ -122,8 +122,16 @@ def validation_figure(histories) -> go.Figure:
     for i, h in enumerate(hs):
         color, name = plots.PALETTE[i % 10], h.label or f"run {i}"
         steps = h.val_step.tolist()
+        drawn = bool(np.isfinite(h.val_loss).any())  # a run whose every evaluation diverged draws nothing
         fig.add_scatter(
-            x=steps, y=plots.finite(h.val_loss), name=name, legendgroup=name, line=dict(color=color), row=1, col=1
+            x=steps,
+            y=plots.finite(h.val_loss),
+            name=name,
+            legendgroup=name,
+            showlegend=drawn,
+            line=dict(color=color),
+            row=1,
+            col=1,
         )
         if accuracy:
             fig.add_scatter(
