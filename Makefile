@@ -35,12 +35,12 @@ $(OLDEST)/.installed: pyproject.toml $(OLDEST_PINS)
 	@command -v $(PYTHON) >/dev/null || { echo "gradlab needs $(PYTHON) (Python 3.11) on PATH"; exit 1; }
 	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
 	$(OLDEST)/bin/python -m pip install -q --upgrade pip
-	$(OLDEST)/bin/python -m pip install -q -c $(OLDEST_PINS) -e ".[cpu]" pytest hypothesis psutil
+	$(OLDEST)/bin/python -m pip install -q -c $(OLDEST_PINS) -e ".[cpu]" pytest hypothesis psutil pytest-xdist
 	@touch $@
 
 test-oldest: $(OLDEST)/.installed
 	$(OLDEST)/bin/python -m pip check
-	$(OLDEST)/bin/python -m pytest -o addopts="-p no:cacheprovider --durations=10" --doctest-modules $(UNIT_TESTS)
+	$(OLDEST)/bin/python -m pytest -n 2 --dist loadfile -o addopts="-p no:cacheprovider --durations=10" --doctest-modules $(UNIT_TESTS)
 
 # JupyterLab refuses to run as root without --allow-root (containers, CI machines).
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
@@ -72,3 +72,11 @@ bench: install
 
 gpu-check:
 	$(BIN)/python benchmarks/gpu_check.py
+
+# Execute every notebook in place for committing (outputs, static PNGs of the figures,
+# notebooks/RESOURCES.md), with the `notebooks` extra (kaleido) and a Chromium (apt-get install chromium).
+# One notebook: make notebooks RUN_ARGS=notebooks/05_live_lab.ipynb; images only: RUN_ARGS=--images-only
+.PHONY: notebooks
+notebooks:
+	$(MAKE) install EXTRAS=$(EXTRAS),notebooks
+	$(BIN)/python tools/run_notebooks.py $(RUN_ARGS)

@@ -10,16 +10,15 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import tensorflow as tf  # noqa: E402
-
-tf.config.set_logical_device_configuration(
-    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
-)
-
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 import gradlab  # noqa: E402
+from gradlab.training.distributed import fit_model, global_batches, logical_cpus  # noqa: E402
+from gradlab.training.inspect import max_diff  # noqa: E402
+
+logical_cpus(2)  # before TensorFlow's first operation
 
 STEPS, BATCH = 20, 32
 THRESHOLDS = {
@@ -34,7 +33,7 @@ THRESHOLDS = {
     "none": None,
 }
 problem = gradlab.problems.deep_mlp(depth=3, width=16, samples=STEPS * BATCH)
-data = tf.data.Dataset.from_tensor_slices((problem.x, problem.y)).batch(BATCH, drop_remainder=True)
+data = global_batches(problem, BATCH)
 
 
 def trainer_runs(strategy):
@@ -57,15 +56,8 @@ def trainer_runs(strategy):
 
 
 def fit_weights(strategy, optimizer):
-    with strategy.scope():
-        m = problem.model()
-        m.compile(optimizer(), problem.loss)
-    m.fit(problem.x, problem.y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    m = fit_model(problem, optimizer, strategy, batch_size=BATCH)
     return m.get_weights(), m
-
-
-def maxdiff(a, b):
-    return float(max(np.abs(x - y).max() for x, y in zip(a, b)))
 
 
 one = tf.distribute.get_strategy()
@@ -75,7 +67,7 @@ result = {"replicas": two.num_replicas_in_sync, "trainer": {}, "fit": {}}
 for mode in THRESHOLDS:
     s, m = single[mode], mirrored[mode]
     result["trainer"][mode] = dict(
-        weights=maxdiff(s["weights"], m["weights"]),
+        weights=max_diff(s["weights"], m["weights"]),
         norm_before=float(
             np.max(np.abs(s["history"].norm_before - m["history"].norm_before) / s["history"].norm_before)
         ),
@@ -90,10 +82,10 @@ for mode in ("global_norm", "zclip", "agc"):
 
     (w1, _), (w2, model) = fit_weights(one, opt), fit_weights(two, opt)
     result["fit"][mode] = dict(
-        weights=maxdiff(w1, w2),
+        weights=max_diff(w1, w2),
         zclip_count=int(model.optimizer.scaler.zclip.count.numpy()) if model.optimizer.scaler.zclip is not None else 0,
     )
 w1, _ = fit_weights(one, lambda: keras.optimizers.SGD(0.05, global_clipnorm=0.1))
 w2, _ = fit_weights(two, lambda: keras.optimizers.SGD(0.05, global_clipnorm=0.1))
-result["keras_global_clipnorm"] = maxdiff(w1, w2)
+result["keras_global_clipnorm"] = max_diff(w1, w2)
 json.dump(result, sys.stdout)

@@ -18,6 +18,7 @@ import re
 
 import keras
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 import tensorflow as tf
 from test_errors import grads, identity, sgd, variables  # the same small inputs as there
@@ -31,7 +32,7 @@ from gradlab.lab.lab import Lab, threshold_range
 from gradlab.training.history import PER_LAYER, SCALARS, History
 
 NAN, INF = float("nan"), float("inf")
-PROBLEMS_LISTED = "Expected one of: 'deep_mlp', 'digits', 'imbalanced_digits', 'wide_mlp'"
+PROBLEMS_LISTED = "Expected one of: 'deep_mlp', 'digits', 'imbalanced_digits', 'wide_mlp', 'adding_rnn', 'adding_lstm'"
 MODES_LISTED = "Expected one of: 'none', 'value', 'norm', 'global_norm'"
 
 
@@ -276,7 +277,7 @@ CASES = [
     bad(
         "layer-heatmap-two", lambda: plots.layer_heatmap([H, H]), "history", "one gradlab History", "history=[History("
     ),
-    bad("svg-overview-string", lambda: plots.svg_overview("run"), "history", "one gradlab History", "history='run'"),
+    bad("static-figure-string", lambda: plots.static_figure("run"), "figure", "go.Figure", "figure='run'"),
     bad("clip-rate-none", lambda: plots.clip_rate(None), "h", "one gradlab History", "h=None"),
     # --- plots: window, flags, which
     bad("overview-window-zero", lambda: plots.overview(H, window=0), "window", "in [1, inf)", "window=0"),
@@ -324,7 +325,7 @@ CASES = [
         "Expected one of: 'before', 'after', 'ratio'",
         "Received: which='Before'",
     ),
-    # --- plots: LiveFigure and svg_overview
+    # --- plots: LiveFigure and static_figure
     bad("live-figure-window-zero", lambda: plots.LiveFigure(window=0), "window", "in [1, inf)", "window=0"),
     bad("live-figure-height-small", lambda: plots.LiveFigure(height=5), "height", "in [10, inf)", "height=5"),
     bad("live-figure-height-none", lambda: plots.LiveFigure(height=None), "height", "a number", "height=None"),
@@ -355,15 +356,10 @@ CASES = [
     bad("live-figure-update-none", lambda: plots.LiveFigure().update(None), "h", "one gradlab History", "h=None"),
     bad("live-figure-update-two", lambda: plots.LiveFigure().update([H, H]), "h", "one gradlab History", "h=[History("),
     bad("live-figure-overlay-empty", lambda: plots.LiveFigure().overlay([]), "histories", "non-empty", "histories=[]"),
-    bad("svg-overview-width-zero", lambda: plots.svg_overview(H, width=0), "width", "in (60, inf)", "width=0"),
-    bad("svg-overview-width-negative", lambda: plots.svg_overview(H, width=-10), "width", "in (60, inf)", "width=-10"),
+    bad("static-figure-history", lambda: plots.static_figure(H), "figure", "go.FigureWidget", "figure=History("),
     bad(
-        "svg-overview-height-nan", lambda: plots.svg_overview(H, height=NAN), "height", "a finite number", "height=nan"
+        "static-figure-note-none", lambda: plots.static_figure(go.Figure(), note=None), "note", "a string", "note=None"
     ),
-    bad(
-        "svg-overview-height-string", lambda: plots.svg_overview(H, height="300"), "height", "a number", "height='300'"
-    ),
-    bad("svg-overview-title-none", lambda: plots.svg_overview(H, title=None), "title", "a string", "title=None"),
     # --- report
     bad("summary-table-none", lambda: report.summary_table(None), "histories", "a gradlab History", "histories=None"),
     bad("summary-table-empty", lambda: report.summary_table([]), "histories", "non-empty", "histories=[]"),
@@ -1309,6 +1305,11 @@ CLI_CASES = [
         ("Argument `--out`", "an existing directory", "Received: --out='no/such/dir/r.html'"),
         id="cli-out-missing-folder",
     ),
+    pytest.param(
+        ["--zclip-max-grad-norm", "0"],
+        ("Argument `--zclip-max-grad-norm`", "in (0, inf)", "Received: --zclip-max-grad-norm=0.0"),
+        id="cli-zclip-cap-zero",
+    ),
 ]
 
 
@@ -1404,7 +1405,7 @@ def test_exercise_answers_stay_verdicts(capsys):
 def test_valid_input_still_works():
     assert len(problems.deep_mlp(depth=2.0, width=np.int64(4), samples=16).x) == 16
     assert plots.clip_rate([H], window=2).shape == (4,)
-    assert plots.svg_overview(H, title="a < b").count("a &lt; b") == 1
+    assert plots.static_figure(plots.overview(H), note="a < b")["layout"]["title"]["text"].endswith("a &lt; b</sup>")
     assert "<table" in report.summary_table(H)
     assert len(plots.overview({"a": H, "b": H}.values()).data) > 6  # any iterable of histories
 

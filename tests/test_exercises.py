@@ -20,7 +20,10 @@ def test_nb00_clipnorm_update(capsys):
     # clipnorm=1 cuts [3, 4] (norm 5) to norm 1 and leaves [0.3, 0.4] (norm 0.5): sqrt(1 + 0.25)
     assert nb00.check_clipnorm_update(math.sqrt(1.25))
     assert not nb00.check_clipnorm_update(1.0)  # global_clipnorm's answer
-    assert "global_clipnorm" in capsys.readouterr().out
+    assert not nb00.check_clipnorm_update(math.sqrt(2))  # the second gradient is not cut to 1
+    out = capsys.readouterr().out
+    assert "global_clipnorm" in out and "already below 1" in out
+    assert all(len(line) <= 88 for line in out.splitlines())  # JupyterLab breaks longer lines mid-word
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +52,29 @@ def test_nb02_same_clip():
     assert not nb02.check_same_clip("up")
 
 
-def test_nb03_percentile_threshold():
+def test_nb03_percentile_threshold(capsys):
     norms = np.array([0.5, 2.0, 1.0, 4.0, 3.0, 1.5, 2.5, 0.8])
     # numpy.percentile's linear interpolation, by hand: position 0.75 * 7 = 5.25 in the sorted norms
     ordered = np.sort(norms)
     by_hand = ordered[5] + 0.25 * (ordered[6] - ordered[5])
-    assert nb03.check_percentile_threshold(by_hand, norms, q=75)
-    assert not nb03.check_percentile_threshold(np.percentile(norms, 25), norms, q=75)
-    assert not nb03.check_percentile_threshold("high", norms, q=75)
+    assert nb03.check_percentile_threshold(by_hand, norms)  # clip a quarter: the 75th percentile
+    assert not nb03.check_percentile_threshold(np.percentile(norms, 25), norms)
+    assert "25th percentile" in capsys.readouterr().out
+    assert not nb03.check_percentile_threshold("high", norms)
+    assert nb03.check_percentile_threshold(ordered[1] + 0.75 * (ordered[2] - ordered[1]), norms, q=25)
+
+
+def test_nb03_checker_takes_the_answer_only(capsys):
+    """Without a run, the check trains the notebook's unclipped digits run (same call as the notebook)."""
+    (run,) = gradlab.compare(
+        gradlab.problems.digits(), ["none"], optimizer=lambda: keras.optimizers.SGD(0.5), steps=200
+    )
+    assert np.allclose(nb03.notebook_run().norm_before, run.norm_before, rtol=1e-5)
+    assert nb03.check_percentile_threshold(np.percentile(run.norm_before, 75))
+    assert not nb03.check_percentile_threshold(np.percentile(run.norm_before, 25))
+    out = capsys.readouterr().out
+    assert "Correct:" in out and "Not yet:" in out
+    assert all(len(line) <= 88 for line in out.splitlines())  # JupyterLab breaks longer lines mid-word
 
 
 def test_nb04_global_clip(capsys):
@@ -88,12 +106,14 @@ def test_nb05_rescue_threshold(capsys):
     assert nb05.check_rescue_threshold(0.3)
     assert "Correct:" in capsys.readouterr().out
     assert not nb05.check_rescue_threshold(100.0)  # the notebook's placeholder: too large, the run diverges
-    hint = capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 90, out  # wrapped between words for a notebook
+    hint = " ".join(out.split())
     assert "above 10" in hint and "Try a smaller threshold: 33.3 does better than 300." in hint
     # A diverging run is chaotic: the hint must not print its exact losses (they differ from CPU to CPU)
     assert not re.search(r"\d\.\d\d", hint), hint
     assert not nb05.check_rescue_threshold(0.001)  # stable but far too slow
-    assert "Try a larger threshold: 0.003 does better than 0.000333." in capsys.readouterr().out
+    assert "Try a larger threshold: 0.003 does better than 0.000333." in " ".join(capsys.readouterr().out.split())
     assert not nb05.check_rescue_threshold("high")
     assert not nb05.check_rescue_threshold(-1.0)
 
@@ -146,3 +166,19 @@ def test_nb09_l2_gradient_and_decoupled_step():
     after = w0 - t["learning_rate"] * t["weight_decay"] * w0 - t["learning_rate"] * g
     assert nb09.check_decoupled_step(after.tolist())
     assert not nb09.check_decoupled_step((w0 - t["learning_rate"] * g).tolist())  # decay forgotten
+
+
+@pytest.mark.parametrize("module", [nb06, nb07, nb08, nb09], ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_nb06_to_nb09_messages_fit_a_notebook(module, capsys):
+    """Every hint and verdict of these checks prints lines of at most 90 characters, broken between words."""
+    answers = {
+        nb06: [(nb06.check_autoclip_bound, 5.0), (nb06.check_agc, [[0.6, 0.0], [0.8, 2.0]])],
+        nb07: [(nb07.check_scaled_threshold, 0.5), (nb07.check_accumulated_update, [-0.0333, -0.0667])],
+        nb08: [(nb08.check_replica_update, [-0.5145, -0.8575]), (nb08.check_replica_update, [-0.6, -1.8])],
+        nb09: [(nb09.check_l2_gradient, [0.025, -0.1, 0.15]), (nb09.check_decoupled_step, [3.931, -2.998])],
+    }[module]
+    for check, answer in answers:
+        check(answer)
+    out = capsys.readouterr().out
+    assert out.count("Correct:") + out.count("Not yet:") == len(answers)
+    assert max(len(line) for line in out.splitlines()) <= 90, out

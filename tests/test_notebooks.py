@@ -1,19 +1,31 @@
 """What the committed notebooks contain, and what they cost to run (see tools/run_notebooks.py)."""
 
+import base64
 import hashlib
+import importlib.util
 import json
 import os
 import re
+import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
+import plotly.graph_objects as go
+import plotly.io as pio
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 RESOURCES = NOTEBOOKS / "RESOURCES.md"
 NESTED = "GRADLAB_NBVAL_OTHER_KERNELS"  # set inside the nested nbval run below
+TOOL = NOTEBOOKS.parent / "tools" / "run_notebooks.py"
+PLOTLY, PNG = "application/vnd.plotly.v1+json", "image/png"
+# Figure outputs (Plotly JSON) in the committed notebooks: 15 plots and 2 labs when this was written.
+# A floor, so that the static-image test cannot pass by finding no figure at all.
+MIN_FIGURES = 15
 
 
 def test_there_are_notebooks():
@@ -145,3 +157,157 @@ def _nbval_on_other_kernels(setting: str, changed) -> None:
     assert run.returncode == 0, f"nbval with TF_ENABLE_ONEDNN_OPTS={setting} failed (exit {run.returncode}):\n{tail}"
     assert re.search(r"\d+ passed", run.stdout), tail
     _record_verified(setting, changed)
+
+
+# ---------------------------------------------------------------- figures without a kernel
+def _tool():
+    spec = importlib.util.spec_from_file_location("run_notebooks", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else value
+
+
+def _figure_outputs(nb: dict):
+    """(cell index, output) of every output that carries a Plotly figure's JSON."""
+    for index, cell in enumerate(nb["cells"]):
+        for out in cell.get("outputs", []):
+            if PLOTLY in out.get("data", {}):
+                yield index, out
+
+
+def _png_size(raw: bytes) -> tuple[int, int]:
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n" and raw[12:16] == b"IHDR", "not a PNG"
+    return struct.unpack(">II", raw[16:24])
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.name for p in PATHS])
+def test_every_figure_has_a_static_image(path):
+    """GitHub and nbviewer draw neither Plotly's JSON nor widgets: each figure output carries a PNG of itself."""
+    nb = json.loads(path.read_text())
+    missing = []
+    for index, out in _figure_outputs(nb):
+        if PNG not in out["data"]:
+            missing.append(index)
+            continue
+        width, height = _png_size(base64.b64decode(_text(out["data"][PNG])))
+        layout = out["data"][PLOTLY].get("layout", {})
+        # drawn from this figure's JSON: at its layout size (run_notebooks.DEFAULT_SIZE where it sets none)
+        assert (width, height) == (layout.get("width") or 900, layout.get("height") or 500), (index, width, height)
+    assert not missing, (
+        f"{path.name}: figure outputs without a static image in cells {missing}: "
+        f"run `python tools/run_notebooks.py --images-only notebooks/{path.name}` (or execute it with the tool)"
+    )
+
+
+def test_the_committed_notebooks_have_figures():
+    found = sum(1 for path in PATHS for _ in _figure_outputs(json.loads(path.read_text())))
+    assert found >= MIN_FIGURES, f"only {found} Plotly figure outputs in {len(PATHS)} notebooks"
+
+
+# plotly.js itself (its banner), Plotly's HTML output (with the library inlined, from a CDN or a
+# directory, through require.js) and any script that calls Plotly: each needs plotly.js in the page.
+PLOTLY_JS = re.compile(
+    r"plotly\.js v\d|Copyright 2012-\d{4}, Plotly|window\.PlotlyConfig|cdn\.plot\.ly|Plotly\.(newPlot|react)\("
+    r"|require\(\[[\'\"]plotly[\'\"]\]"
+)
+
+
+def _plotly_js_in(nb: dict) -> list[str]:
+    """Where a notebook's outputs (or its metadata: widget state) hold plotly.js or need it."""
+    found = []
+    for index, cell in enumerate(nb["cells"]):
+        for out in cell.get("outputs", []):
+            texts = {key: _text(value) for key, value in out.get("data", {}).items() if key != PNG}
+            texts = {key: value if isinstance(value, str) else json.dumps(value) for key, value in texts.items()}
+            texts["text"] = _text(out.get("text", ""))
+            found += [f"cell {index} {key}" for key, value in texts.items() if PLOTLY_JS.search(value)]
+    if PLOTLY_JS.search(json.dumps(nb.get("metadata", {}))):
+        found.append("metadata")
+    return found
+
+
+def _notebook_with(data: dict) -> dict:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("fig", outputs=[nbformat.v4.new_output("display_data", data=data)])]
+    return json.loads(nbformat.writes(nb))
+
+
+def test_plotly_js_is_found_however_it_is_embedded():
+    """The check below is not vacuous: it finds each way plotly writes plotly.js into HTML, and not the JSON."""
+    fig = go.Figure(go.Scatter(y=[1, 3, 2]), layout=dict(title="t", xaxis_title="x", yaxis_title="y"))
+    for include in (True, "cdn", "require", "directory", False):
+        html = pio.to_html(fig, include_plotlyjs=include, full_html=False)
+        assert _plotly_js_in(_notebook_with({"text/html": html})) == ["cell 0 text/html"], include
+    assert _plotly_js_in(_notebook_with({PLOTLY: json.loads(pio.to_json(fig)), "text/plain": "Figure"})) == []
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.name for p in PATHS])
+def test_no_notebook_embeds_plotly_js(path):
+    """Plotly's mimetype output (JSON) only: plotly.js is 4.8 MB, and a CDN does not load offline."""
+    assert _plotly_js_in(json.loads(path.read_text())) == []
+
+
+class _FakeImages:
+    def __init__(self):
+        self.drawn = []
+
+    def png(self, spec):
+        self.drawn.append(spec)
+        return b"\x89PNG\r\n\x1a\n" + bytes(len(self.drawn)), 900, 500
+
+
+def test_the_tool_puts_a_png_beside_each_plotly_output_only():
+    tool, fig = _tool(), json.loads(pio.to_json(go.Figure(go.Bar(y=[1, 2]))))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("fig", outputs=[nbformat.v4.new_output("display_data", data={PLOTLY: fig})]),
+        nbformat.v4.new_code_cell("print(1)", outputs=[nbformat.v4.new_output("stream", name="stdout", text="1\n")]),
+        nbformat.v4.new_code_cell(
+            "lab", outputs=[nbformat.v4.new_output("execute_result", data={"text/plain": "lab", PLOTLY: fig})]
+        ),
+        nbformat.v4.new_markdown_cell("text"),
+    ]
+    images = _FakeImages()
+    assert tool.add_images(nb, images) == (2, 2 * 9 + 1)
+    assert images.drawn == [fig, fig]
+    first, lab = nb.cells[0].outputs[0], nb.cells[2].outputs[0]
+    assert base64.b64decode(first.data[PNG]) == b"\x89PNG\r\n\x1a\n\x00"
+    assert set(lab.data) == {"text/plain", PLOTLY, PNG} and "data" not in nb.cells[1].outputs[0]
+    tool.add_images(nb, images)  # again (--images-only on a notebook that has them): replaced, not added
+    assert base64.b64decode(first.data[PNG]) == b"\x89PNG\r\n\x1a\n\x00\x00\x00"
+    nbformat.validate(nb)
+
+
+def test_the_tool_says_what_to_install(monkeypatch, tmp_path):
+    tool = _tool()
+    monkeypatch.setenv("PATH", str(tmp_path))  # no browser on it
+    monkeypatch.delenv("BROWSER_PATH", raising=False)
+    with pytest.raises(SystemExit, match=r"found none .*apt-get install chromium.*BROWSER_PATH"):
+        tool.Images()
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "chrome"))
+    with pytest.raises(SystemExit, match=r"BROWSER_PATH='.*chrome'.*apt-get install chromium"):
+        tool.Images()
+    monkeypatch.setattr(tool, "_importable", lambda name: name != "kaleido")
+    with pytest.raises(SystemExit, match=re.escape("need kaleido (the `notebooks` extra): pip install -c ")):
+        tool.Images()
+
+
+def _browser():
+    return os.environ.get("BROWSER_PATH") or next(filter(None, map(shutil.which, _tool().BROWSERS)), None)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("kaleido") is None or not _browser(),
+    reason="the `notebooks` extra (kaleido) or Chromium is not installed",
+)
+def test_the_tool_draws_a_figure_with_kaleido():
+    fig = go.Figure(go.Scatter(y=[1, 3, 2]), layout=dict(title="t", xaxis_title="x", yaxis_title="y", width=640))
+    tool = _tool()
+    with tool.Images() as images:
+        png, width, height = images.png(json.loads(pio.to_json(fig)))
+    assert _png_size(png) == (width, height) == (640, 500)
+    assert 2_000 < len(png) < 100_000

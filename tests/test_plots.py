@@ -1,5 +1,6 @@
 """Figures, the live lab (without a browser) and the HTML report."""
 
+import base64
 import re
 import time
 
@@ -158,11 +159,28 @@ def test_clip_rate_matches_a_window_by_window_count():
         np.testing.assert_allclose(plots.clip_rate(h, window), expected, rtol=1e-12)
 
 
-def test_svg_overview_is_static_and_skips_gaps(history):
-    svg = plots.svg_overview(history, title="t")
-    assert svg.startswith("<svg") and "script" not in svg
-    assert svg.count("<polyline") >= 3
-    assert ">x<" in svg  # the skipped step
+def _values(array) -> np.ndarray:
+    """A Plotly JSON array: a list, or (plotly >= 6, from numpy) ``{"dtype": ..., "bdata": base64}``."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).reshape(array.get("shape", -1))
+    return np.array([np.nan if v is None else v for v in array], dtype=float)
+
+
+def test_static_figure_is_the_figures_json_without_random_ids(history):
+    live = plots.LiveFigure()
+    live.update(history)
+    live.refit()  # layout.meta: left out
+    spec = plots.static_figure(live.widget, note="a < b")
+    assert sorted(spec) == ["data", "layout"] and "meta" not in spec["layout"]
+    assert spec["layout"]["title"]["text"] == "Live run: loss, gradient norm, clip rate<br><sup>a &lt; b</sup>"
+    assert not any("uid" in trace for trace in spec["data"])  # a FigureWidget's trace ids are random
+    assert [t.get("name") for t in spec["data"]] == [t.name for t in live.widget.data]
+    (loss,) = [t for t in spec["data"] if t.get("name") == "loss"]
+    np.testing.assert_array_equal(_values(loss["y"]), [1.0, 0.5, np.nan, 0.25])  # the skipped step: a gap
+    again = go.Figure(spec)  # valid JSON for plotly (and so for kaleido, which tools/run_notebooks.py runs)
+    assert len(again.data) == len(live.widget.data) and again.layout.height == live.widget.layout.height
+    assert plots.static_figure(go.Figure(go.Scatter(y=[1])))["layout"].get("title") is None  # no note: as it was
+    assert plots.static_figure(live.widget, note="a < b") == spec
 
 
 def test_bad_histories_argument():
@@ -319,8 +337,11 @@ def test_lab_static_fallback(lab):
     lab.run(steps=5, wait=True)
     bundle = lab._repr_mimebundle_()
     data = bundle[0] if isinstance(bundle, tuple) else bundle
-    assert "application/vnd.jupyter.widget-view+json" in data
-    assert data["image/svg+xml"].startswith("<svg")
+    assert "application/vnd.jupyter.widget-view+json" in data and "image/svg+xml" not in data
+    figure = data["application/vnd.plotly.v1+json"]  # without a kernel: the figure (run_notebooks.py adds a PNG)
+    assert "deep_mlp, mode global_norm, 5 steps: a static copy" in figure["layout"]["title"]["text"]
+    (loss,) = [t for t in figure["data"] if t.get("name") == "loss"]
+    np.testing.assert_allclose(_values(loss["y"]), lab.trainer.history.loss, rtol=1e-6)
     assert "5 steps" in data["text/plain"]
 
 

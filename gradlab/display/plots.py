@@ -16,12 +16,14 @@ This module reads :class:`~gradlab.history.History` only; it never trains.
 from __future__ import annotations
 
 import html
+import json
 import math
 import reprlib
 import time
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from gradlab import _checks, _internals
@@ -37,7 +39,7 @@ __all__ = [
     "norm_figure",
     "overlay_label",
     "overview",
-    "svg_overview",
+    "static_figure",
 ]
 
 PALETTE = RUNS  # colours of runs side by side (kept name)
@@ -633,66 +635,31 @@ class LiveFigure:
             self._overlays, self._overlay_colors = [], []
 
 
-def svg_overview(history: History, width: int = 720, height: int = 300, title: str = "") -> str:
-    """A small static SVG of a run: loss (left) and global norms with the bound (right), log scales.
+def static_figure(figure, note: str = "") -> dict:
+    """A figure as Plotly JSON, the ``application/vnd.plotly.v1+json`` of a notebook output: a live figure's static copy.
 
-    Needs no JavaScript, so it shows where widgets and plotly.js do not (GitHub,
-    nbconvert): the lab's static fallback.
+    A ``go.FigureWidget`` shows nothing where no kernel runs (GitHub, nbviewer, a notebook opened
+    without its kernel). Its JSON in the same output does: JupyterLab draws it with its Plotly
+    renderer (interactive, no kernel needed) and ``tools/run_notebooks.py`` adds a PNG of it,
+    drawn by kaleido, for GitHub and nbviewer. With a kernel the widget view wins (JupyterLab's
+    widget renderer ranks first). ``note`` (if any) goes under the title. Trace ids (random) and
+    ``layout.meta`` are left out, so the same state gives the same JSON.
+
+    >>> spec = static_figure(go.FigureWidget(go.Scatter(y=[1, 2]), layout=dict(title="t")), note="a copy")
+    >>> sorted(spec), spec["layout"]["title"]["text"], spec["data"][0]["y"]
+    (['data', 'layout'], 't<br><sup>a copy</sup>', [1, 2])
     """
-    h = _one(history)
-    _checks.python_number("width", width, low=60)  # two panels and their margins
-    _checks.python_number("height", height, low=70)
-    title = html.escape(_checks.text("title", title), quote=False)
-    pw, ph, pad = (width - 60) / 2, height - 70, 30
-
-    def panel(x0, series, label):
-        vals = np.concatenate([np.asarray(s, float) for s, _ in series]) if series else np.array([])
-        vals = vals[np.isfinite(vals) & (vals > 0)]
-        out = [
-            f'<rect x="{x0}" y="{pad}" width="{pw:.0f}" height="{ph}" fill="none" stroke="#ccc"/>',
-            f'<text x="{x0 + 4}" y="{pad - 8}" font-size="12">{label}</text>',
-        ]
-        if not vals.size or len(h) < 2:
-            return out + [
-                f'<text x="{x0 + pw / 2 - 30}" y="{pad + ph / 2}" font-size="12" fill="#888">no steps yet</text>'
-            ]
-        lo, hi = np.log10(vals.min()), np.log10(vals.max())
-        hi = hi if hi > lo else lo + 1
-        out.append(f'<text x="{x0 + 2}" y="{pad + 12}" font-size="10" fill="#666">{10**hi:.3g}</text>')
-        out.append(f'<text x="{x0 + 2}" y="{pad + ph - 3}" font-size="10" fill="#666">{10**lo:.3g}</text>')
-        for s, style in series:
-            pts, segs = [], []
-            for t, v in enumerate(np.asarray(s, float)):
-                if np.isfinite(v) and v > 0:
-                    x = x0 + pw * t / (len(h) - 1)
-                    y = pad + ph * (1 - (np.log10(v) - lo) / (hi - lo))
-                    pts.append(f"{x:.1f},{y:.1f}")
-                elif pts:
-                    segs.append(pts)
-                    pts = []
-            segs.append(pts)
-            out += [f'<polyline points="{" ".join(p)}" fill="none" {style}/>' for p in segs if len(p) > 1]
-        for t in h.steps[h.skipped > 0]:
-            x = x0 + pw * t / (len(h) - 1)
-            out.append(f'<text x="{x - 3:.1f}" y="{pad + 10}" font-size="10" fill="{SKIP}">x</text>')
-        return out
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif">',
-        f'<text x="20" y="14" font-size="13" font-weight="bold">{title}</text>',
-    ]
-    parts += panel(20, [(h.loss, f'stroke="{LIVE["loss"]}" stroke-width="1.5"')], "loss")
-    parts += panel(
-        40 + pw,
-        [
-            (h.norm_before, f'stroke="{BEFORE}" stroke-width="1"'),
-            (h.norm_after, f'stroke="{AFTER}" stroke-width="1.5"'),
-            (h.bound, f'stroke="{BOUND}" stroke-width="1.2" stroke-dasharray="4 3"'),
-        ],
-        "global norm: before (grey), after (blue), bound (orange)",
-    )
-    parts.append(
-        f'<text x="20" y="{height - 12}" font-size="11" fill="#555">{len(h)} steps; '
-        f"static view (run the notebook for the live lab)</text></svg>"
-    )
-    return "\n".join(parts)
+    if not isinstance(figure, go.Figure | go.FigureWidget):
+        raise ValueError(
+            f"Argument `figure` must be a plotly go.Figure or go.FigureWidget. Received: figure={_short.repr(figure)}"
+        )
+    note = _checks.text("note", note)
+    spec = json.loads(pio.to_json(figure, validate=False, remove_uids=True))
+    layout = spec.setdefault("layout", {})
+    layout.pop("meta", None)  # the lab's refit counter: no content
+    if note:
+        title = layout.get("title", {})
+        title = title if isinstance(title, dict) else {"text": title}
+        title["text"] = f"{title.get('text', '')}<br><sup>{html.escape(note, quote=False)}</sup>"
+        layout["title"] = title
+    return {"data": spec.get("data", []), "layout": layout}

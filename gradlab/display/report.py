@@ -377,6 +377,13 @@ def main(argv=None) -> int:
         default=None,
         help="learning rate (default: " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")",
     )
+    parser.add_argument(
+        "--zclip-max-grad-norm",
+        type=float,
+        default=None,
+        help="ZClip's cap on every step's global norm, warm-up included (the reference's default is 1.0; "
+        "gradlab's default: no cap)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="gradlab_report.html")
@@ -401,6 +408,8 @@ def main(argv=None) -> int:
         _checks.size("--steps", args.steps)
         lr = DEFAULT_LR[args.optimizer] if args.lr is None else _checks.python_number("--lr", args.lr)
         _checks.size("--batch-size", args.batch_size)
+        if args.zclip_max_grad_norm is not None:
+            _checks.python_number("--zclip-max-grad-norm", args.zclip_max_grad_norm)
         _checks.size("--seed", args.seed, low=0)
         _check_path(args.out, "--out")
         if args.loss is not None:
@@ -451,6 +460,11 @@ def main(argv=None) -> int:
             batch_size=args.batch_size,
             seed=args.seed,
             path=args.out,
+            **(
+                {}
+                if args.zclip_max_grad_norm is None
+                else {"scaler_options": {"zclip_max_grad_norm": args.zclip_max_grad_norm}}
+            ),
         )
     except ValueError as err:
         parser.error(str(err))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
+import textwrap
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from gradlab.exercises._common import say
+from gradlab.training.inspect import applied_gradient
 
 __all__ = ["check_clipnorm_update"]
 
@@ -16,14 +16,18 @@ GRADS = ([3.0, 4.0], [0.3, 0.4])
 
 
 def _applied(**clipping) -> list:
-    """The gradient Keras applies: SGD(1.0) moves zero weights by minus it."""
-    weights = [keras.Variable(np.zeros(len(g), "float32")) for g in GRADS]
-    keras.optimizers.SGD(1.0, **clipping).apply([tf.constant(g) for g in GRADS], weights)
-    return [-w.numpy() for w in weights]
+    """The gradient Keras applies (``SGD(1.0, **clipping)``, read from the weights it moves)."""
+    return applied_gradient([list(g) for g in GRADS], **clipping)
 
 
 def _global(tensors) -> float:
     return math.sqrt(sum(float(np.sum(np.square(t))) for t in tensors))
+
+
+def _say(ok: bool, text: str) -> bool:
+    """:func:`say`, in lines of at most 88 characters (JupyterLab breaks longer ones mid-word)."""
+    lines = textwrap.wrap(("Correct: " if ok else "Not yet: ") + text, 88, break_long_words=False)
+    return say(ok, "\n".join(lines)[len("Correct: ") :])  # both verdicts are 9 characters
 
 
 def check_clipnorm_update(answer) -> bool:
@@ -34,18 +38,18 @@ def check_clipnorm_update(answer) -> bool:
     try:
         answer = float(answer)
     except (TypeError, ValueError):
-        return say(False, f"the answer is a number (a norm). Received: {answer!r}")
+        return _say(False, f"the answer is a number (a norm). Received: {answer!r}")
     truth = _global(_applied(clipnorm=1.0))
     if abs(answer - truth) < 1e-3:
-        return say(
+        return _say(
             True,
             f"Keras applies an update of global norm {truth:.4f}: the first gradient (norm 5) is cut "
             "to norm 1 on its own, the second (norm 0.5) is left as it is.",
         )
     if abs(answer - _global(_applied(global_clipnorm=1.0))) < 1e-3:
-        return say(False, "1 is what global_clipnorm gives. clipnorm clips each variable's gradient on its own.")
+        return _say(False, "1 is what global_clipnorm gives. clipnorm clips each variable's gradient on its own.")
     if abs(answer - _global([np.array(g) for g in GRADS])) < 1e-3:
-        return say(False, "that is the norm before clipping: the first gradient has norm 5, above clipnorm=1.")
+        return _say(False, "that is the norm before clipping: the first gradient has norm 5, above clipnorm=1.")
     if abs(answer - math.sqrt(2)) < 1e-3:
-        return say(False, "the second gradient's norm is 0.5, already below 1: clipnorm leaves it as it is.")
-    return say(False, "compute each variable's norm, cut those above 1 to 1, then take the norm of all of them.")
+        return _say(False, "the second gradient's norm is 0.5, already below 1: clipnorm leaves it as it is.")
+    return _say(False, "compute each variable's norm, cut those above 1 to 1, then take the norm of all of them.")

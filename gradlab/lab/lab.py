@@ -683,8 +683,17 @@ class Lab:
             timer.start()
         bundle = self.widget._repr_mimebundle_(**kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
-        title = f"gradlab lab: {self.controls['problem'].value}, mode {self.scaler.mode_name}"
-        data["image/svg+xml"] = plots.svg_overview(self.trainer.history, title=title)
+        # Without a kernel (GitHub, nbviewer, a notebook opened cold) the widget view shows nothing: the
+        # figure's Plotly JSON beside it does. JupyterLab draws the widget over it whenever it can (the
+        # widget renderer's rank is -10, Plotly's 2; untrusted outputs get only safe renderers, Plotly's
+        # and not the widget's); nbval does not compare widget views but compares this JSON (the lab's
+        # cells are NBVAL_IGNORE_OUTPUT). tools/run_notebooks.py adds a PNG of it, drawn by kaleido: the
+        # kernel needs no browser (Binder has none).
+        note = (
+            f"gradlab lab: {self.controls['problem'].value}, mode {self.scaler.mode_name}, "
+            f"{len(self.trainer.history)} steps: a static copy (run the notebook for the live lab)"
+        )
+        data["application/vnd.plotly.v1+json"] = plots.static_figure(self.figure.widget, note=note)
         data["text/plain"] = (
             f"<gradlab.Lab {self.controls['problem'].value}, mode={self.scaler.mode_name}, "
             f"optimizer={self.controls['optimizer'].value}, {len(self.trainer.history)} steps>"

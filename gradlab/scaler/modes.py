@@ -29,6 +29,8 @@ import tensorflow as tf
 from gradlab import _checks
 from gradlab.scaling.agc import agc_factors
 from gradlab.scaling.clipping import bound_factor, clip_factor, normalize_factor, value_squares_after
+from gradlab.scaling.rms import block_rms_factor
+from gradlab.scaling.trust_ratio import trust_factor, weight_norm
 
 __all__ = [
     "MODES",
@@ -150,11 +152,47 @@ def _global_normalize(m, t, ctx):
 
 
 def _agc(m, t, ctx):
-    if m.variables is None:  # only reachable if the mode changed inside a graph
-        tf.debugging.Assert(False, ["Mode 'agc' needs the variables: call scaler(grads, variables)."])
+    if m.variables is None:
+        _needs_variables(m, "agc")
         return _none(m, t, ctx)
     pairs = [agc_factors(v, w, t, ctx.agc_eps) for v, w in zip(m.values, m.variables)]
     return Decision(tf.ones([len(m.values)]), [u for u, _ in pairs], tf.constant(_INF), tf.stack([s for _, s in pairs]))
+
+
+def _sizes(m: Measured) -> tf.Tensor:
+    """float32 vector: the number of entries of each tensor (of its variable, for a sparse gradient)."""
+    shapes = m.variables if m.variables is not None else m.values
+    return tf.stack([tf.cast(tf.size(s) if isinstance(s, tf.Tensor) else _count(s), tf.float32) for s in shapes])
+
+
+def _count(v):
+    n = 1
+    for d in v.shape:
+        n *= d
+    return n
+
+
+def _block_rms(m, t, ctx):
+    sizes = _sizes(m)
+    factors = block_rms_factor(m.each / tf.sqrt(sizes), t)
+    return _by(m, factors, t * tf.sqrt(tf.reduce_sum(sizes)))  # each RMS <= t: global norm <= t * sqrt(N)
+
+
+def _needs_variables(m, name):
+    # only reachable if the mode changed inside a graph
+    tf.debugging.Assert(False, [f"Mode {name!r} needs the variables: call scaler(grads, variables)."])
+
+
+def _trust_ratio(m, t, ctx):
+    if m.variables is None:
+        _needs_variables(m, "trust_ratio")
+        return _none(m, t, ctx)
+    w_norms = tf.stack([weight_norm(w) for w in m.variables])
+    return _by(m, trust_factor(m.each, w_norms, t), tf.constant(_INF))
+
+
+def _adagc(m, t, ctx):
+    return _by(m, ctx.adagc.update(m.squared, lambda_rel=t), tf.constant(_INF))
 
 
 def _autoclip(m, t, ctx):
@@ -231,6 +269,38 @@ MODES = {
             _zclip,
             slider=(-0.5, 1.0),
             state="zclip",
+        ),
+        Mode(
+            "block_rms",
+            "clip_threshold",
+            1.0,
+            0.0,
+            None,
+            "each tensor clipped to root-mean-square t (Adafactor's update clipping)",
+            _block_rms,
+            slider=(-3.0, 1.0),
+        ),
+        Mode(
+            "trust_ratio",
+            "trust_coefficient",
+            1.0,
+            0.0,
+            None,
+            "each tensor scaled to t times its weight's norm (the LARS/LAMB trust ratio)",
+            _trust_ratio,
+            slider=(-3.0, 0.0),
+            needs_variables=True,
+        ),
+        Mode(
+            "adagc",
+            "lambda_rel",
+            1.05,
+            0.0,
+            None,
+            "each tensor clipped at t times an EMA of its own clipped norms (AdaGC)",
+            _adagc,
+            slider=(-0.5, 1.0),
+            state="adagc",
         ),
     ]
 }

@@ -27,6 +27,7 @@ from gradlab._state import state_variable
 from gradlab.scaler.modes import MODE_NAMES, MODES, STATEFUL, Decision, Measured, check_mode, check_threshold, skipped
 from gradlab.scaler.nonfinite import NonFinite, measure
 from gradlab.scaler.transform import Custom, check_transform, replace_values, spread, variable_name
+from gradlab.scaling.adagc import AdaGC, check_adagc_options
 from gradlab.scaling.adaptive import AutoClip, ZClip, check_alpha, check_history_size, check_warmup
 from gradlab.scaling.clipping import scale, values_of
 
@@ -79,19 +80,21 @@ class Scaler:
     Args:
       mode: one of ``gradlab.MODE_NAMES``: ``"none"``, ``"value"``, ``"norm"``,
         ``"global_norm"``, ``"normalize"``, ``"global_normalize"``, ``"agc"``,
-        ``"autoclip"``, ``"zclip"``.
+        ``"autoclip"``, ``"zclip"``, ``"block_rms"``, ``"trust_ratio"``, ``"adagc"``.
       threshold: positive float; its meaning depends on the mode (``clipvalue``,
         ``clipnorm``, ``global_clipnorm``, target norm, AGC ``clipping``, AutoClip
-        ``percentile`` in (0, 100], ZClip ``z_threshold``). ``None`` takes the
-        mode's default (1.0; 0.01 for agc, 10 for autoclip, 2.5 for zclip).
+        ``percentile`` in (0, 100], ZClip ``z_threshold``, Adafactor's RMS
+        ``clip_threshold``, the trust ratio's ``trust_coefficient``, AdaGC's
+        ``lambda_rel``). ``None`` takes the mode's default (1.0; 0.01 for agc,
+        10 for autoclip, 2.5 for zclip, 1.05 for adagc).
       nonfinite: ``"skip"`` (default), ``"zero"`` or ``"raise"``; see
         :mod:`gradlab.scaler.nonfinite`.
       transform: a custom transform ``fn(grads[, variables]) -> grads`` to run
         instead of a named mode (then leave ``mode`` and ``threshold`` unset).
       modes: the modes :meth:`set` may switch to: ``"all"``, or a list of names.
-        By default, the starting mode and every mode without state. AutoClip and
-        ZClip keep a state (a history of norms, running statistics), created only
-        for a Scaler that can use it.
+        By default, the starting mode and every mode without state. AutoClip,
+        ZClip and AdaGC keep a state (a history of norms, running statistics, an
+        EMA per tensor), created only for a Scaler that can use it.
       agc_eps: AGC's epsilon (1e-3).
       autoclip_history: AutoClip's number of remembered norms (10,000).
       zclip_alpha, zclip_warmup, zclip_eps: ZClip's EMA factor (0.97), warm-up
@@ -101,6 +104,9 @@ class Scaler:
         at 1.0; see :class:`gradlab.ZClip` for why gradlab does not by default and
         what that costs on a run that explodes during the warm-up. Its other
         options change live with ``scaler.zclip.set(...)``.
+      adagc_lambda_abs, adagc_beta, adagc_warmup_steps: AdaGC's warm-up bound on the
+        global norm (1.0), EMA factor (0.98) and warm-up steps (100), as
+        pytorch_optimizer's defaults; they change live with ``scaler.adagc.set(...)``.
       normalize_eps: norms below this are treated as this (1e-12) by normalize.
 
     >>> s = Scaler("global_norm", 1.0)
@@ -125,6 +131,9 @@ class Scaler:
         zclip_warmup: int = 25,
         zclip_eps: float = 1e-6,
         zclip_max_grad_norm: float | None = None,
+        adagc_lambda_abs: float = 1.0,
+        adagc_beta: float = 0.98,
+        adagc_warmup_steps: int = 100,
         normalize_eps: float = 1e-12,
     ):
         if transform is not None:
@@ -157,9 +166,12 @@ class Scaler:
             "zclip_eps": eps,
             "zclip_max_grad_norm": cap,
         }
-        # The state of AutoClip and ZClip exists only where a run may use it.
+        adagc = check_adagc_options(adagc_lambda_abs, None, adagc_beta, adagc_warmup_steps, prefix="adagc_")
+        self._options.update({f"adagc_{k}": v for k, v in adagc.items()})
+        # The state of AutoClip, ZClip and AdaGC exists only where a run may use it.
         self.autoclip = AutoClip(MODES["autoclip"].default, history_size=history) if "autoclip" in self.modes else None
         self.zclip = ZClip(alpha=alpha, warmup=warmup, eps=eps, max_grad_norm=cap) if "zclip" in self.modes else None
+        self.adagc = AdaGC(**adagc) if "adagc" in self.modes else None
         # Mode and threshold live in one variable, so that a step reads them in one read:
         # a change from another thread (set() writes both at once) never splits a step.
         self.controls = state_variable([float(MODE_NAMES.index(mode_name)), float(threshold)], "scaler_controls")
@@ -196,7 +208,18 @@ class Scaler:
 
     @property
     def _states(self) -> list:
-        return [s for s in (self.autoclip, self.zclip) if s is not None]
+        return [s for s in (self.autoclip, self.zclip, self.adagc) if s is not None]
+
+    def build(self, variables) -> None:
+        """Create the state that depends on the gradients' structure (AdaGC's EMA per tensor).
+
+        The Trainer and :class:`~gradlab.ScaledOptimizer` call it with the trainable
+        variables before the step is traced; a Scaler called on its own builds it
+        on its first call.
+        """
+        if self.adagc is not None:
+            with tf.init_scope():
+                self.adagc.build(len(list(variables)))
 
     @property
     def variables(self) -> list:
@@ -277,9 +300,13 @@ class Scaler:
         grads = _checks.grad_list(grads)
         if variables is not None:
             variables = _checks.variable_list(variables, grads)
-        elif self.transform is None and self.mode_name == "agc":
-            raise ValueError("Mode 'agc' needs the variables: call scaler(grads, variables). Received: variables=None")
+        elif self.transform is None and MODES[self.mode_name].needs_variables:
+            raise ValueError(
+                f"Mode {self.mode_name!r} needs the variables: call scaler(grads, variables). Received: variables=None"
+            )
         idx = [i for i, g in enumerate(grads) if g is not None]
+        if self.adagc is not None and self.adagc.gamma is None:
+            self.build(idx)
         mode, t = self.read_controls()
         if not idx:
             zero = tf.zeros([len(grads)])

@@ -58,7 +58,7 @@ class AdaGC:
 
     def __init__(self, lambda_abs=1.0, lambda_rel=1.05, beta=0.98, warmup_steps=100, eps=1e-8):
         self.eps = _checks.number("eps", eps, low=0.0, low_open=False, python=True)
-        values = _adagc_options(lambda_abs, lambda_rel, beta, warmup_steps)
+        values = check_adagc_options(lambda_abs, lambda_rel, beta, warmup_steps)
         self.lambda_abs = state_variable(values["lambda_abs"], "adagc_lambda_abs", tf.float32)
         self.lambda_rel = state_variable(values["lambda_rel"], "adagc_lambda_rel", tf.float32)
         self.beta = state_variable(values["beta"], "adagc_beta", tf.float64)  # float64: 1 - beta exact enough
@@ -69,7 +69,7 @@ class AdaGC:
 
     def set(self, lambda_abs=None, lambda_rel=None, beta=None, warmup_steps=None) -> None:
         """Change options between steps (no retrace); every value is checked before any is written."""
-        values = _adagc_options(lambda_abs, lambda_rel, beta, warmup_steps)
+        values = check_adagc_options(lambda_abs, lambda_rel, beta, warmup_steps)
         for name, value in values.items():
             getattr(self, name).assign(value)
 
@@ -104,10 +104,12 @@ class AdaGC:
         factors = self.update(squares, present)
         return [None if g is None else with_values(g, scale(values_of(g), factors[i])) for i, g in enumerate(grads)]
 
-    def update(self, squared, present=None):
+    def update(self, squared, present=None, lambda_rel=None):
         """One step from each tensor's squared norm (float32 vector): update the state, return the factors.
 
         ``present`` (bool vector) marks the tensors that have a gradient (default all).
+        ``lambda_rel`` (a float32 scalar) replaces the option for this step: mode
+        ``"adagc"`` of a :class:`~gradlab.Scaler` passes its threshold, checked when it was set.
         The form a Scaler mode needs: one factor per tensor from the squared norms it measured.
         """
         self.build(int(squared.shape[0]))
@@ -120,7 +122,8 @@ class AdaGC:
         warm = step < self.warmup_steps
         gamma = self.gamma.read_value()
         h_warm = tf.minimum(self.lambda_abs / total, 1.0)
-        h_rel = tf.where(norms > 0.0, tf.minimum(self.lambda_rel * gamma / norms, 1.0), 1.0)
+        rel = self.lambda_rel if lambda_rel is None else tf.cast(lambda_rel, tf.float32)
+        h_rel = tf.where(norms > 0.0, tf.minimum(rel * gamma / norms, 1.0), 1.0)
         factors = tf.where(warm, h_warm, h_rel)
         clipped = factors * norms
         beta, complement = tf.cast(self.beta, tf.float32), tf.cast(1.0 - self.beta, tf.float32)
@@ -139,15 +142,15 @@ class AdaGC:
         }
 
 
-def _adagc_options(lambda_abs=None, lambda_rel=None, beta=None, warmup_steps=None) -> dict:
-    """The options given (not None), checked."""
+def check_adagc_options(lambda_abs=None, lambda_rel=None, beta=None, warmup_steps=None, prefix="") -> dict:
+    """The options given (not None), checked; errors name the argument as ``prefix + name``."""
     values = {}
     if lambda_abs is not None:
-        values["lambda_abs"] = _checks.number("lambda_abs", lambda_abs, python=True)
+        values["lambda_abs"] = _checks.number(prefix + "lambda_abs", lambda_abs, python=True)
     if lambda_rel is not None:
-        values["lambda_rel"] = _checks.number("lambda_rel", lambda_rel, python=True)
+        values["lambda_rel"] = _checks.number(prefix + "lambda_rel", lambda_rel, python=True)
     if beta is not None:
-        values["beta"] = _checks.number("beta", beta, high=1.0, high_open=True, python=True)
+        values["beta"] = _checks.number(prefix + "beta", beta, high=1.0, high_open=True, python=True)
     if warmup_steps is not None:
-        values["warmup_steps"] = _checks.size("warmup_steps", warmup_steps, low=2)
+        values["warmup_steps"] = _checks.size(prefix + "warmup_steps", warmup_steps, low=2)
     return values

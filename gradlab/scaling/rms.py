@@ -13,7 +13,7 @@ import tensorflow as tf
 from gradlab import _checks
 from gradlab.scaling.clipping import _threshold, merge_duplicates, scale, values_of, with_values
 
-__all__ = ["block_rms", "clip_by_block_rms"]
+__all__ = ["block_rms", "block_rms_factor", "clip_by_block_rms"]
 
 
 def block_rms(g) -> tf.Tensor:
@@ -28,6 +28,11 @@ def block_rms(g) -> tf.Tensor:
         return tf.sqrt(tf.reduce_sum(tf.square(merged.values)) / size)
     g = tf.cast(g, tf.float32)
     return tf.sqrt(tf.reduce_mean(tf.square(g)))
+
+
+def block_rms_factor(rms, threshold) -> tf.Tensor:
+    """``1 / max(1, rms / threshold)``: Adafactor's and optax's factor (used by mode ``"block_rms"`` too)."""
+    return 1.0 / tf.maximum(1.0, rms / threshold)
 
 
 def clip_by_block_rms(grads, threshold) -> list:
@@ -63,6 +68,5 @@ def clip_by_block_rms(grads, threshold) -> list:
         if g is None:
             out.append(None)
             continue
-        denominator = tf.maximum(1.0, block_rms(g) / threshold)
-        out.append(with_values(g, scale(values_of(g), 1.0 / denominator)))
+        out.append(with_values(g, scale(values_of(g), block_rms_factor(block_rms(g), threshold))))
     return out

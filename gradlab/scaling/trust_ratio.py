@@ -14,7 +14,7 @@ import tensorflow as tf
 from gradlab import _checks
 from gradlab.scaling.clipping import scale, squared_norm, values_of, with_values
 
-__all__ = ["scale_by_trust_ratio", "trust_ratios"]
+__all__ = ["scale_by_trust_ratio", "trust_factor", "trust_ratios"]
 
 
 def _weight(w):
@@ -23,6 +23,21 @@ def _weight(w):
     if hasattr(w, "value") and not isinstance(w, tf.Tensor):
         return w.value  # a Keras variable
     return w
+
+
+def trust_factor(g_norm, w_norm, trust_coefficient=1.0, min_norm=0.0, eps=0.0) -> tf.Tensor:
+    """``c * max(||w||, m) / (max(||g||, m) + eps)``, 1 where either norm is zero (optax's formula).
+
+    The one formula of the trust ratio, used by :func:`trust_ratios` and by mode ``"trust_ratio"``.
+    """
+    w_norm, g_norm = tf.maximum(w_norm, min_norm), tf.maximum(g_norm, min_norm)  # optax numerics.safe_norm
+    ratio = tf.cast(trust_coefficient, tf.float32) * w_norm / (g_norm + eps)
+    return tf.where(tf.logical_or(tf.equal(w_norm, 0.0), tf.equal(g_norm, 0.0)), 1.0, ratio)
+
+
+def weight_norm(w) -> tf.Tensor:
+    """The float32 norm of a weight (a ``tf.Variable``, a Keras variable or a tensor)."""
+    return tf.sqrt(squared_norm(_weight(w)))
 
 
 def trust_ratios(grads, variables, min_norm=0.0, trust_coefficient=1.0, eps=0.0) -> list:
@@ -42,10 +57,8 @@ def trust_ratios(grads, variables, min_norm=0.0, trust_coefficient=1.0, eps=0.0)
                 "Argument `variables` must hold the weight of every gradient that is not None (the trust ratio "
                 f"is relative to the weight's norm). Received: variables[{i}]={w!r}"
             )
-        w_norm = tf.maximum(tf.sqrt(squared_norm(_weight(w))), min_norm)  # optax numerics.safe_norm
-        g_norm = tf.maximum(tf.sqrt(squared_norm(values_of(g))), min_norm)
-        ratio = tf.cast(trust_coefficient, tf.float32) * w_norm / (g_norm + eps)
-        out.append(tf.where(tf.logical_or(tf.equal(w_norm, 0.0), tf.equal(g_norm, 0.0)), 1.0, ratio))
+        g_norm = tf.sqrt(squared_norm(values_of(g)))
+        out.append(trust_factor(g_norm, weight_norm(w), trust_coefficient, min_norm, eps))
     return out
 
 

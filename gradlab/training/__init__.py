@@ -7,13 +7,31 @@
 - :mod:`~gradlab.training.recording` and :mod:`~gradlab.training.history`: the
   in-graph recorder and the :class:`History` it fills.
 - :mod:`~gradlab.training.problems`: small seeded problems that ship with gradlab.
+- :mod:`~gradlab.training.inspect`: compare gradients and weights (:func:`max_diff`,
+  :func:`distance`, :func:`cosine`, :func:`flatten`, :func:`diff_text`) and read what a Keras
+  optimizer really applied (:func:`applied_gradient`).
 """
 
 from gradlab.training import problems
 from gradlab.training.callbacks import GradientStats
 from gradlab.training.compare import compare
 from gradlab.training.history import History
+from gradlab.training.inspect import applied_gradient, cosine, diff_text, distance, flatten, max_diff
 from gradlab.training.optimizer import ScaledOptimizer
 from gradlab.training.trainer import Trainer, setup
 
-__all__ = ["GradientStats", "History", "ScaledOptimizer", "Trainer", "compare", "problems", "setup"]
+__all__ = [
+    "GradientStats",
+    "History",
+    "ScaledOptimizer",
+    "Trainer",
+    "applied_gradient",
+    "compare",
+    "cosine",
+    "diff_text",
+    "distance",
+    "flatten",
+    "max_diff",
+    "problems",
+    "setup",
+]

@@ -42,6 +42,7 @@ def compare(
     validation_every: int | None = None,
     on_run_begin=None,
     progress: bool = False,
+    scaler_options: dict | None = None,
     **trainer_options,
 ) -> list[History]:
     """Train one run per ``(mode, threshold)`` from identical weights and data order.
@@ -68,6 +69,9 @@ def compare(
       steps, batch_size, seed: as in :meth:`Trainer.fit` (same seed: same order).
       on_run_begin: ``fn(label, model)`` called before each run, once its model
         holds the run's initial weights (to look at them, or to save them).
+      scaler_options: further :class:`~gradlab.Scaler` arguments for every run,
+        e.g. ``{"zclip_max_grad_norm": 1.0}`` (the ZClip reference's cap).
+      trainer_options: further :class:`~gradlab.Trainer` arguments.
 
     Returns:
       One :class:`History` per run, labelled ``"mode"`` or ``"mode=threshold"``.
@@ -81,6 +85,18 @@ def compare(
     make_optimizer = resolve_optimizer(optimizer, learning_rate)
     parsed = parse_runs(runs)
     _checks.known_options(trainer_options, Trainer, "compare")
+    if scaler_options is None:
+        scaler_options = {}
+    elif not isinstance(scaler_options, dict):
+        raise _checks._fail("scaler_options", "None or a dict of Scaler arguments", scaler_options)
+    else:
+        _checks.known_options(scaler_options, Scaler, "scaler_options")
+        for key in ("modes", "transform"):
+            if key in scaler_options:
+                raise ValueError(
+                    f"Argument `scaler_options` may not set `{key}`: compare sets it from `runs`. "
+                    f"Received: scaler_options={scaler_options!r}"
+                )
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         _checks.number(name, value, low=1, low_open=False, integer=True)
     _checks.number("seed", seed, low=0, low_open=False, integer=True)
@@ -101,7 +117,7 @@ def compare(
         problem.model(),
         problem.loss,
         make_optimizer(),
-        Scaler(parsed[0][0], parsed[0][1], modes=[m for m, _, _ in parsed]),
+        Scaler(parsed[0][0], parsed[0][1], modes=[m for m, _, _ in parsed], **scaler_options),
         **trainer_options,
     )
     data = _data(problem, steps * trainer.accumulate)

@@ -165,6 +165,7 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
 
     def build(self, var_list):
         self.inner_optimizer.build(var_list)
+        self.scaler.build(var_list)
         super().build(var_list)
 
     @property

@@ -1,7 +1,7 @@
 """Small offline problems for notebooks, tests and benchmarks.
 
 Nothing is downloaded: data come from a seed or from scikit-learn's bundled
-digits. Each builder returns a :class:`Problem` whose ``model()`` builds a fresh
+digits (the recurrent adding problems' data and models: :mod:`gradlab.training.recurrent`). Each builder returns a :class:`Problem` whose ``model()`` builds a fresh
 Keras model with weights fixed by the problem's seed, so several runs can start
 from identical weights.
 """
@@ -16,10 +16,13 @@ import numpy as np
 import tensorflow as tf
 
 from gradlab import _checks
+from gradlab.training import recurrent
 
 __all__ = [
     "PROBLEMS",
     "Problem",
+    "adding_lstm",
+    "adding_rnn",
     "deep_mlp",
     "digits",
     "from_model",
@@ -191,6 +194,29 @@ def imbalanced_digits(seed: int = 0, keep: float = 0.1) -> Problem:
         seed,
         f"digits with classes 1-9 kept at {keep:.0%}",
     )
+
+
+def adding_rnn(seed: int = 0, length: int = 50, samples: int = 1024, units: int = 32, gain: float = 1.5) -> Problem:
+    """The adding problem with a tanh SimpleRNN whose gradients explode through time.
+
+    The recurrent matrix starts orthogonal times ``gain`` (spectral radius 1.5 > 1),
+    so the gradient norm at initialisation grows with ``length``; plain SGD at 0.05
+    diverges where clipping the global norm trains. See :mod:`gradlab.training.recurrent`.
+    """
+    seed = _seed(seed)
+    x, y = recurrent.adding_data(length, samples, seed)
+    build = recurrent.adding_model("simple_rnn", length, units, gain)
+    text = f"adding problem, tanh SimpleRNN ({units} units, {length} steps, recurrent gain {gain:g})"
+    return Problem("adding_rnn", x, y, build, keras.losses.MeanSquaredError(), seed, text)
+
+
+def adding_lstm(seed: int = 0, length: int = 50, samples: int = 1024, units: int = 32) -> Problem:
+    """The adding problem with an LSTM (Keras' defaults): its gradient norm stays about flat with ``length``."""
+    seed = _seed(seed)
+    x, y = recurrent.adding_data(length, samples, seed)
+    build = recurrent.adding_model("lstm", length, units)
+    text = f"adding problem, LSTM ({units} units, {length} steps)"
+    return Problem("adding_lstm", x, y, build, keras.losses.MeanSquaredError(), seed, text)
 
 
 def from_model(
@@ -444,7 +470,14 @@ def _xent():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-PROBLEMS = {"deep_mlp": deep_mlp, "digits": digits, "imbalanced_digits": imbalanced_digits, "wide_mlp": wide_mlp}
+PROBLEMS = {
+    "deep_mlp": deep_mlp,
+    "digits": digits,
+    "imbalanced_digits": imbalanced_digits,
+    "wide_mlp": wide_mlp,
+    "adding_rnn": adding_rnn,
+    "adding_lstm": adding_lstm,
+}
 
 
 def make_problem(name: str, seed: int = 0) -> Problem:

@@ -191,6 +191,7 @@ class Trainer:
         self._measured_by_difference: list[int] = []  # variables whose update is measured new - old
         if self.replicas > 1:
             self._replicated.recorder = self.recorder
+        self.scaler.build(self.variables)  # state shaped by the gradients (AdaGC), before anything is traced
         self._initial = [
             (v, v.numpy().copy())
             for v in [*model.weights, *(self.loss_scaler or self.optimizer).variables, *self.scaler.state_variables]
