@@ -30,6 +30,9 @@ THRESHOLDS = {
     "agc": 0.01,
     "autoclip": 50.0,
     "zclip": 2.5,
+    "block_rms": 0.001,
+    "trust_ratio": 0.01,
+    "adagc": 0.5,
     "none": None,
 }
 problem = gradlab.problems.deep_mlp(depth=3, width=16, samples=STEPS * BATCH)

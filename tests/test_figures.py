@@ -71,6 +71,10 @@ def made(key):
             _made[key] = advise(deep_mlp(depth=2, samples=64), steps=12, batch_size=16)
         elif key == "verification":
             _made[key] = made("advice").verify(seeds=2, steps=6)
+        elif key == "surface":
+            from gradlab.training.recurrent import cliff_surface
+
+            _made[key] = cliff_surface(points=21)
         else:
             raise AssertionError(f"no input for a figure function taking `{key}`: add one to made() here")
     return _made[key]

@@ -36,7 +36,7 @@ OLDEST = "requirements/oldest.txt"
 # Requirements that must be ranges in pyproject.toml (the issue names them; every other one is checked too).
 RANGED = ("keras", "tensorflow-cpu", "tensorflow", "plotly", "ipywidgets", "anywidget", "pandas", "scikit-learn")
 # The test tools the unit tests use: the oldest set installs them too.
-UNIT_TEST_TOOLS = ("pytest", "hypothesis", "psutil")
+UNIT_TEST_TOOLS = ("pytest", "hypothesis", "psutil", "pytest-xdist")
 
 
 # ---------------------------------------------------------------- parsing
