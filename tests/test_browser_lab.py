@@ -312,13 +312,13 @@ def test_compare_shows_progress(session, tmp_path):
         def progress():
             # One snapshot of the status and the buttons: the lab re-enables them after its last word.
             now = the_lab(page, 1).evaluate(SNAPSHOT)
-            m = re.search(r"comparing (\d)/9", now["status"])
+            m = re.search(r"comparing (\d+)/12", now["status"])
             if m:
                 seen.add(int(m.group(1)))
                 assert now["Run"] and now["Compare all modes"] and now["Reset"], now
                 assert not now["Pause"], now
             assert "error" not in now["status"], now
-            return "compared 9 modes" in now["status"]
+            return "compared 12 modes" in now["status"]
 
         wait_for(progress, timeout=240, every=0.1)
         print(f"\ncompare took {time.monotonic() - clicked:.1f} s; progress shown for runs {sorted(seen)}")
