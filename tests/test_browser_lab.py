@@ -325,8 +325,8 @@ def test_compare_shows_progress(session, tmp_path):
         assert len(seen) >= 5, seen
         assert not button(page, "Run", lab=1).is_disabled()
         rows = the_lab(page, 1).locator(".gradlab-comparison tr")
-        assert rows.count() == 10  # a header and one row per mode
-        wait_for(lambda: traces(page, lab=1)["compared"] == 9)
+        assert rows.count() == 13  # a header and one row per mode (12)
+        wait_for(lambda: traces(page, lab=1)["compared"] == 12)
 
     shown(page, tmp_path, errors, drive)
 
