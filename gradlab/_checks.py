@@ -102,16 +102,20 @@ def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-def known_options(options: dict, target, where: str) -> None:
-    """Check that every key of ``options`` is a keyword-only parameter of ``target`` (a class)."""
-    allowed = [p.name for p in inspect.signature(target).parameters.values() if p.kind is p.KEYWORD_ONLY]
+def allowed_options(options: dict, allowed, where: str) -> None:
+    """Check that every key of ``options`` is in ``allowed``; the error names ``where`` they were passed."""
     for key, value in options.items():
         if key not in allowed:
             listed = ", ".join(repr(a) for a in allowed)
             raise ValueError(
-                f"Unknown option `{key}` for {where} (its further options go to gradlab.{target.__name__}). "
-                f"Expected one of: {listed}. Received: {key}={value!r}"
+                f"Unknown option `{key}` for {where}. Expected one of: {listed}. Received: {key}={value!r}"
             )
+
+
+def known_options(options: dict, target, where: str) -> None:
+    """Check that every key of ``options`` is a keyword-only parameter of ``target`` (a class)."""
+    allowed = [p.name for p in inspect.signature(target).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    allowed_options(options, allowed, f"{where} (its further options go to gradlab.{target.__name__})")
 
 
 def boolean(name: str, value) -> bool:

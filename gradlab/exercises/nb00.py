@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import textwrap
 
 import numpy as np
 
@@ -24,12 +23,6 @@ def _global(tensors) -> float:
     return math.sqrt(sum(float(np.sum(np.square(t))) for t in tensors))
 
 
-def _say(ok: bool, text: str) -> bool:
-    """:func:`say`, in lines of at most 88 characters (JupyterLab breaks longer ones mid-word)."""
-    lines = textwrap.wrap(("Correct: " if ok else "Not yet: ") + text, 88, break_long_words=False)
-    return say(ok, "\n".join(lines)[len("Correct: ") :])  # both verdicts are 9 characters
-
-
 def check_clipnorm_update(answer) -> bool:
     """Two variables with gradients [3, 4] and [0.3, 0.4]; ``SGD(learning_rate=1.0, clipnorm=1.0)``.
 
@@ -38,18 +31,18 @@ def check_clipnorm_update(answer) -> bool:
     try:
         answer = float(answer)
     except (TypeError, ValueError):
-        return _say(False, f"the answer is a number (a norm). Received: {answer!r}")
+        return say(False, f"the answer is a number (a norm). Received: {answer!r}")
     truth = _global(_applied(clipnorm=1.0))
     if abs(answer - truth) < 1e-3:
-        return _say(
+        return say(
             True,
             f"Keras applies an update of global norm {truth:.4f}: the first gradient (norm 5) is cut "
             "to norm 1 on its own, the second (norm 0.5) is left as it is.",
         )
     if abs(answer - _global(_applied(global_clipnorm=1.0))) < 1e-3:
-        return _say(False, "1 is what global_clipnorm gives. clipnorm clips each variable's gradient on its own.")
+        return say(False, "1 is what global_clipnorm gives. clipnorm clips each variable's gradient on its own.")
     if abs(answer - _global([np.array(g) for g in GRADS])) < 1e-3:
-        return _say(False, "that is the norm before clipping: the first gradient has norm 5, above clipnorm=1.")
+        return say(False, "that is the norm before clipping: the first gradient has norm 5, above clipnorm=1.")
     if abs(answer - math.sqrt(2)) < 1e-3:
-        return _say(False, "the second gradient's norm is 0.5, already below 1: clipnorm leaves it as it is.")
-    return _say(False, "compute each variable's norm, cut those above 1 to 1, then take the norm of all of them.")
+        return say(False, "the second gradient's norm is 0.5, already below 1: clipnorm leaves it as it is.")
+    return say(False, "compute each variable's norm, cut those above 1 to 1, then take the norm of all of them.")

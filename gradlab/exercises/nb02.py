@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import numpy as np
 
 from gradlab.exercises._common import say
@@ -17,12 +15,6 @@ def _keras_clipped(gradient: np.ndarray, **clipping) -> np.ndarray:
     return applied_gradient(gradient, **clipping)
 
 
-def _say(ok: bool, text: str) -> bool:
-    """:func:`say`, in lines of at most 88 characters (JupyterLab breaks longer ones mid-word)."""
-    lines = textwrap.wrap(("Correct: " if ok else "Not yet: ") + text, 88, break_long_words=False)
-    return say(ok, "\n".join(lines)[len("Correct: ") :])  # both verdicts are 9 characters
-
-
 def check_same_clip(gradient, threshold: float = 1.0) -> bool:
     """A 2-D gradient that both ``clipvalue`` and ``clipnorm`` change, to the same vector.
 
@@ -32,17 +24,17 @@ def check_same_clip(gradient, threshold: float = 1.0) -> bool:
     try:
         g = np.asarray(gradient, dtype="float32")
     except (TypeError, ValueError):
-        return _say(False, f"the answer is a gradient of 2 numbers, such as [0.5, 2.0]. Received: {gradient!r}")
+        return say(False, f"the answer is a gradient of 2 numbers, such as [0.5, 2.0]. Received: {gradient!r}")
     if g.shape != (2,) or not np.isfinite(g).all():
-        return _say(False, f"the answer is a gradient of 2 finite numbers, such as [0.5, 2.0]. Received: {gradient!r}")
+        return say(False, f"the answer is a gradient of 2 finite numbers, such as [0.5, 2.0]. Received: {gradient!r}")
     by_value = _keras_clipped(g, clipvalue=threshold)
     by_norm = _keras_clipped(g, clipnorm=threshold)
     changed_v, changed_n = not np.allclose(by_value, g), not np.allclose(by_norm, g)
     shown = f"clipvalue gives {np.round(by_value, 3).tolist()}, clipnorm gives {np.round(by_norm, 3).tolist()}"
     if changed_v and changed_n and np.allclose(by_value, by_norm, atol=1e-5):
-        return _say(True, f"{g.tolist()}: {shown}. Clipping by value keeps the direction only along an axis.")
+        return say(True, f"{g.tolist()}: {shown}. Clipping by value keeps the direction only along an axis.")
     if not changed_v and not changed_n:
-        return _say(False, f"neither option changes {g.tolist()} (its norm is at most {threshold}): make it longer.")
+        return say(False, f"neither option changes {g.tolist()} (its norm is at most {threshold}): make it longer.")
     if changed_n and not changed_v:
-        return _say(False, f"{shown}: every entry is within the clipvalue, so clipvalue leaves it as it is.")
-    return _say(False, f"{shown}. Clipping by value changes the direction unless only one entry is non-zero.")
+        return say(False, f"{shown}: every entry is within the clipvalue, so clipvalue leaves it as it is.")
+    return say(False, f"{shown}. Clipping by value changes the direction unless only one entry is non-zero.")

@@ -11,7 +11,6 @@ to ``numpy.percentile``, the norms after clipping instead of before).
 from __future__ import annotations
 
 import functools
-import textwrap
 
 import keras
 import numpy as np
@@ -23,12 +22,6 @@ from gradlab.training.history import History
 from gradlab.training.problems import digits
 
 __all__ = ["check_percentile_threshold", "notebook_run"]
-
-
-def _say(ok: bool, text: str) -> bool:
-    """:func:`say`, in lines of at most 88 characters (JupyterLab breaks longer ones mid-word)."""
-    lines = textwrap.wrap(("Correct: " if ok else "Not yet: ") + text, 88, break_long_words=False)
-    return say(ok, "\n".join(lines)[len("Correct: ") :])  # both verdicts are 9 characters
 
 
 @functools.lru_cache(maxsize=1)
@@ -71,15 +64,15 @@ def check_percentile_threshold(threshold, run=None, *, q: float = 75) -> bool:
     try:
         threshold = float(threshold)
     except (TypeError, ValueError):
-        return _say(False, f"the threshold is one number. Received: {threshold!r}")
+        return say(False, f"the threshold is one number. Received: {threshold!r}")
     run = notebook_run() if run is None else run
     norms = _norms(run)
     if norms.size == 0:
-        return _say(False, "the run has no finite global norm to take a percentile of: pass the unclipped run.")
+        return say(False, "the run has no finite global norm to take a percentile of: pass the unclipped run.")
     right = float(np.percentile(norms, q))
     share = float(np.mean(norms > threshold))
     if np.isclose(threshold, right, rtol=1e-3):
-        return _say(
+        return say(
             True,
             f"the {q:g}th percentile of these {norms.size} norms is {right:.4g}; on this run it would have "
             f"clipped {share:.0%} of the steps (the aim: {100 - q:g}%).",
@@ -98,4 +91,4 @@ def check_percentile_threshold(threshold, run=None, *, q: float = 75) -> bool:
         hint = "you took the norms after clipping (`norm_after`); the threshold is compared with `norm_before`."
     else:
         hint = f"take numpy.percentile of the run's `norm_before`: at which q are {100 - q:g}% of the norms above it?"
-    return _say(False, f"{off}, not {100 - q:g}%: {hint}")
+    return say(False, f"{off}, not {100 - q:g}%: {hint}")

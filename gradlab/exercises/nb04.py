@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import numpy as np
 import tensorflow as tf
 
 from gradlab.exercises._common import say
 
 __all__ = ["check_global_clip"]
-
-
-def _say(ok: bool, text: str) -> bool:
-    """:func:`say`, in lines of at most 88 characters (JupyterLab breaks longer ones mid-word)."""
-    lines = textwrap.wrap(("Correct: " if ok else "Not yet: ") + text, 88, break_long_words=False)
-    return say(ok, "\n".join(lines)[len("Correct: ") :])  # both verdicts are 9 characters
 
 
 def _cases(seed: int = 0):
@@ -40,33 +32,31 @@ def check_global_clip(fn, clip_norm: float = 1.0) -> bool:
     bound, one with a zero tensor, a single tensor) and compares with TensorFlow.
     """
     if not callable(fn):
-        return _say(False, f"pass your function itself, fn(grads, clip_norm). Received: {fn!r}")
+        return say(False, f"pass your function itself, fn(grads, clip_norm). Received: {fn!r}")
     for name, grads in _cases():
         try:
             out = fn(list(grads), clip_norm)
         except Exception as err:  # the reader's code: report any error
-            return _say(False, f"on gradients {name} your function raised {type(err).__name__}: {err}")
+            return say(False, f"on gradients {name} your function raised {type(err).__name__}: {err}")
         if not isinstance(out, (list, tuple)) or len(out) != len(grads):
-            return _say(
-                False, f"return a list of {len(grads)} gradients, one per input. Received: {type(out).__name__}"
-            )
+            return say(False, f"return a list of {len(grads)} gradients, one per input. Received: {type(out).__name__}")
         want = tf.clip_by_global_norm(grads, clip_norm)[0]
         if all(np.allclose(np.asarray(o), w.numpy(), atol=1e-6) for o, w in zip(out, want)):
             continue
         per_tensor = [tf.clip_by_norm(g, clip_norm) for g in grads]
         if all(np.allclose(np.asarray(o), p.numpy(), atol=1e-6) for o, p in zip(out, per_tensor)):
-            return _say(
+            return say(
                 False,
                 f"on gradients {name}, this clips each tensor on its own (like the article's "
                 "scale_gradients). Use one factor for all: the norm of all the gradients together.",
             )
         got = float(np.sqrt(sum(np.sum(np.square(np.asarray(o))) for o in out)))
-        return _say(
+        return say(
             False,
             f"on gradients {name}, the global norm after your function is {got:.4g}; "
             f"tf.clip_by_global_norm gives {float(tf.linalg.global_norm(want)):.4g}.",
         )
-    return _say(
+    return say(
         True,
         "your function equals tf.clip_by_global_norm on every case, including gradients below "
         "the bound (left unchanged) and a zero tensor.",

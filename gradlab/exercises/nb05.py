@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import keras
 import numpy as np
 
 from gradlab import _checks
-from gradlab.exercises._common import say as _say
+from gradlab.exercises._common import say
 from gradlab.training import compare
 from gradlab.training.problems import deep_mlp
 
 __all__ = ["check_rescue_threshold"]
-
-
-def say(ok: bool, text: str) -> bool:
-    """``_common.say`` with the text wrapped at 88 columns, between words (no line wider than a notebook)."""
-    lines = textwrap.wrap(text, 88, initial_indent=" " * 9, break_long_words=False, break_on_hyphens=False)
-    return _say(ok, "\n".join(lines)[9:])
 
 
 def check_rescue_threshold(threshold, learning_rate: float = 0.5, steps: int = 150, target: float = 0.5) -> bool:

@@ -9,22 +9,14 @@ says which one it looks like.
 
 from __future__ import annotations
 
-import textwrap
-
 import numpy as np
 import tensorflow as tf
 
 from gradlab.exercises._common import clipped as _clip
-from gradlab.exercises._common import say as _say
+from gradlab.exercises._common import say
 from gradlab.scaling import global_norm
 
 __all__ = ["ACCUMULATE_TASK", "SCALED_TASK", "check_accumulated_update", "check_scaled_threshold"]
-
-
-def say(ok: bool, text: str) -> bool:
-    """``_common.say`` with the text wrapped at 88 columns, between words (no line wider than a notebook)."""
-    lines = textwrap.wrap(text, 88, initial_indent=" " * 9, break_long_words=False, break_on_hyphens=False)
-    return _say(ok, "\n".join(lines)[9:])
 
 
 # The tasks stated in the notebook.

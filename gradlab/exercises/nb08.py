@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import numpy as np
 
 from gradlab.exercises._common import clipped as _clip
-from gradlab.exercises._common import say as _say
+from gradlab.exercises._common import say
 
 __all__ = ["check_replica_update"]
-
-
-def say(ok: bool, text: str) -> bool:
-    """``_common.say`` with the text wrapped at 88 columns, between words (no line wider than a notebook)."""
-    lines = textwrap.wrap(text, 88, initial_indent=" " * 9, break_long_words=False, break_on_hyphens=False)
-    return _say(ok, "\n".join(lines)[9:])
 
 
 REPLICA_TASK = {"shares": ((3.0, 4.0), (0.0, 1.0)), "global_clipnorm": 1.0, "learning_rate": 1.0}

@@ -9,22 +9,14 @@ gradient, clipping forgotten, the learning rate left out of the decay.
 
 from __future__ import annotations
 
-import textwrap
-
 import keras
 import numpy as np
 import tensorflow as tf
 
 from gradlab.exercises._common import as_vector as _vector
-from gradlab.exercises._common import say as _say
+from gradlab.exercises._common import say
 
 __all__ = ["DECAY_TASK", "L2_TASK", "check_decoupled_step", "check_l2_gradient"]
-
-
-def say(ok: bool, text: str) -> bool:
-    """``_common.say`` with the text wrapped at 88 columns, between words (no line wider than a notebook)."""
-    lines = textwrap.wrap(text, 88, initial_indent=" " * 9, break_long_words=False, break_on_hyphens=False)
-    return _say(ok, "\n".join(lines)[9:])
 
 
 # The tasks stated in the notebook.

@@ -26,6 +26,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gradlab import _checks
+
 __all__ = ["applied_gradient", "cosine", "diff_text", "distance", "flatten", "max_diff"]
 
 _CLIPPING = ("clipnorm", "clipvalue", "global_clipnorm")
@@ -118,7 +120,11 @@ def flatten(values) -> np.ndarray:
     >>> flatten([tf.constant([[1.0, 2.0]]), tf.constant([3.0])]).tolist()
     [1.0, 2.0, 3.0]
     """
-    return np.concatenate([leaf.ravel() for leaf in _leaves(values, "values")])
+    return _joined(_leaves(values, "values"))
+
+
+def _joined(leaves: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([leaf.ravel() for leaf in leaves])
 
 
 def max_diff(a, b) -> float:
@@ -195,9 +201,7 @@ def cosine(a, b) -> float:
     >>> cosine([tf.constant([3.0, 0.0]), tf.constant([4.0])], [[1.0, 0.0], [0.0]])  # 3 / 5
     0.6
     """
-    left, right = _pair(a, b)
-    u = np.concatenate([x.ravel() for x in left])
-    v = np.concatenate([x.ravel() for x in right])
+    u, v = (_joined(side) for side in _pair(a, b))
     for name, vector in (("a", u), ("b", v)):
         if np.all(vector == 0):
             raise ValueError(
@@ -275,13 +279,7 @@ def applied_gradient(grads, optimizer=None, **clipping):
     >>> [a.round(4).tolist() for a in applied_gradient(g, global_clipnorm=1.0)]  # all together
     [[0.597, 0.796], [0.0597, 0.0796]]
     """
-    for key, value in clipping.items():
-        if key not in _CLIPPING:
-            listed = ", ".join(repr(k) for k in _CLIPPING)
-            raise ValueError(
-                f"Unknown option `{key}` for gradlab.applied_gradient. Expected one of: {listed}. "
-                f"Received: {key}={value!r}"
-            )
+    _checks.allowed_options(clipping, _CLIPPING, "gradlab.applied_gradient")
     if optimizer is None:
         optimizer = keras.optimizers.SGD(learning_rate=1.0, **clipping)
     else:

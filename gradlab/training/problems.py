@@ -1,8 +1,9 @@
 """Small offline problems for notebooks, tests and benchmarks.
 
 Nothing is downloaded: data come from a seed or from scikit-learn's bundled
-digits (the recurrent adding problems' data and models: :mod:`gradlab.training.recurrent`). Each builder returns a :class:`Problem` whose ``model()`` builds a fresh
-Keras model with weights fixed by the problem's seed, so several runs can start
+digits (the recurrent adding problems' data and models:
+:mod:`gradlab.training.recurrent`). Each builder returns a :class:`Problem` whose
+``model()`` builds a fresh Keras model with weights fixed by the problem's seed, so several runs can start
 from identical weights.
 """
 
@@ -203,20 +204,21 @@ def adding_rnn(seed: int = 0, length: int = 50, samples: int = 1024, units: int 
     so the gradient norm at initialisation grows with ``length``; plain SGD at 0.05
     diverges where clipping the global norm trains. See :mod:`gradlab.training.recurrent`.
     """
-    seed = _seed(seed)
-    x, y = recurrent.adding_data(length, samples, seed)
-    build = recurrent.adding_model("simple_rnn", length, units, gain)
     text = f"adding problem, tanh SimpleRNN ({units} units, {length} steps, recurrent gain {gain:g})"
-    return Problem("adding_rnn", x, y, build, keras.losses.MeanSquaredError(), seed, text)
+    return _adding("adding_rnn", "simple_rnn", seed, length, samples, units, gain, text)
 
 
 def adding_lstm(seed: int = 0, length: int = 50, samples: int = 1024, units: int = 32) -> Problem:
     """The adding problem with an LSTM (Keras' defaults): its gradient norm stays about flat with ``length``."""
+    text = f"adding problem, LSTM ({units} units, {length} steps)"
+    return _adding("adding_lstm", "lstm", seed, length, samples, units, 1.5, text)
+
+
+def _adding(name, cell, seed, length, samples, units, gain, text) -> Problem:
     seed = _seed(seed)
     x, y = recurrent.adding_data(length, samples, seed)
-    build = recurrent.adding_model("lstm", length, units)
-    text = f"adding problem, LSTM ({units} units, {length} steps)"
-    return Problem("adding_lstm", x, y, build, keras.losses.MeanSquaredError(), seed, text)
+    build = recurrent.adding_model(cell, length, units, gain)
+    return Problem(name, x, y, build, keras.losses.MeanSquaredError(), seed, text)
 
 
 def from_model(

@@ -22,8 +22,8 @@ starts ``W`` orthogonal times ``gain`` (1.5 by default): every singular value,
 and the spectral radius, is 1.5. The network then runs in the chaotic regime
 of random tanh networks (Sompolinsky, Crisanti & Sommers 1988), where products
 of these Jacobians grow with the number of steps, so the gradient norm at
-initialisation grows with the sequence length (about 25x from 10 to 100 steps
-at the defaults, measured in notebook 01). The LSTM's gated, additive cell
+initialisation grows with the sequence length (at the defaults, seed 0: 29.6 at
+10 steps, 226 at 100, 6.0e3 at 200; tests/test_recurrent.py checks >= 10x). The LSTM's gated, additive cell
 state keeps its gradient norm about flat.
 
 References:
@@ -42,6 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradlab import _checks
+from gradlab.scaling.clipping import global_norm
 
 __all__ = [
     "CELLS",
@@ -160,7 +161,7 @@ def initial_gradient_norm(problem, samples: int | None = 256) -> float:
     with tf.GradientTape() as tape:
         loss = problem.loss(y, model(x, training=True))
     grads = tape.gradient(loss, model.trainable_variables)
-    return float(tf.linalg.global_norm([g for g in grads if g is not None]))
+    return float(global_norm(grads))
 
 
 # ---------------------------------------------------------------- the cliff
