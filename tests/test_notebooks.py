@@ -56,11 +56,11 @@ def _resources():
 
 @pytest.mark.parametrize("path", PATHS, ids=[p.name for p in PATHS])
 def test_notebook_fits_binder(path):
-    """Measured run time < 90 s on 2 cores and kernel peak memory < 1.5 GB."""
+    """Measured run time < 60 s on 2 cores and kernel peak memory < 1.5 GB."""
     measured = _resources()
     assert path.name in measured, f"measure it: python tools/run_notebooks.py {path.relative_to(NOTEBOOKS.parent)}"
     seconds, mib = measured[path.name]
-    assert seconds < 90, f"{path.name} ran {seconds} s"
+    assert seconds < 60, f"{path.name} ran {seconds} s"
     assert mib < 1536, f"{path.name} kernel peaked at {mib} MiB"
 
 

@@ -147,6 +147,42 @@ def test_cliff_figure_draws_both_trajectories_from_one_start():
     assert fig.layout.title.text and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
 
 
+def test_the_cliff_slider_redraws_the_clipped_path_and_nothing_else():
+    from gradlab.lab import CliffExplorer
+
+    explorer = CliffExplorer(threshold=10.0, points=11)
+    surface_z, plain_x = np.array(explorer.figure.data[0].z), np.array(explorer.figure.data[1].x)
+    for threshold in (0.1, 1000.0):
+        explorer.slider.value = threshold  # what the browser's slider sends
+        expected = recurrent.cliff_trajectory(clip_threshold=threshold)
+        trace = explorer.figure.data[2]
+        np.testing.assert_array_equal(np.array(trace.x), expected[:, 0])
+        np.testing.assert_array_equal(np.array(trace.y), expected[:, 1])
+        np.testing.assert_array_equal(explorer.clipped, expected)
+        assert explorer.final_loss() == pytest.approx(float(recurrent.cliff_loss(*expected[-1])))
+    # at 1000 the wall's step is not bounded: thrown off the map, as plain descent is
+    assert trace.name.startswith("clipped at 1e+03 (ends off the map")
+    explorer.slider.value = 10.0
+    assert explorer.figure.data[2].name == "clipped at 10" and explorer.final_loss() < 1.0
+    np.testing.assert_array_equal(np.array(explorer.figure.data[0].z), surface_z)
+    np.testing.assert_array_equal(np.array(explorer.figure.data[1].x), plain_x)
+
+
+def test_the_cliff_slider_carries_a_static_copy_for_readers_without_a_kernel():
+    from gradlab.lab import CliffExplorer
+
+    explorer = CliffExplorer(threshold=3.0, points=11)
+    bundle = explorer._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert "application/vnd.jupyter.widget-view+json" in data
+    spec = data["application/vnd.plotly.v1+json"]
+    assert [t.get("name") for t in spec["data"][1:3]] == [explorer.figure.data[1].name, "clipped at 3"]
+    assert "clipped at 3: a static copy" in spec["layout"]["title"]["text"]
+    assert data["text/plain"] == "CliffExplorer(threshold=3)"
+    with pytest.raises(ValueError, match=keras_form("threshold", "in (0, inf)", "threshold=0")):
+        CliffExplorer(threshold=0)
+
+
 # ---------------------------------------------------------------- bad arguments
 def keras_form(name, allowed, received):
     return re.escape(f"Argument `{name}`") + ".*" + re.escape(allowed) + ".*" + re.escape(f"Received: {received}")
