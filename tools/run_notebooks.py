@@ -15,7 +15,7 @@ stderr whatever TF_CPP_MIN_LOG_LEVEL says; under nbval they do not appear),
 then run all cells a second time in the same kernel to check that this works
 too. Wall time of the first run and the peak memory (RSS) of the kernel
 process are written to notebooks/RESOURCES.md; tests/test_notebooks.py checks
-them against the limits (90 s, 1.5 GB).
+them against the limits (60 s, 1.5 GB).
 
 Static images: GitHub and nbviewer show neither Plotly's JSON output nor a widget. Every
 output that carries ``application/vnd.plotly.v1+json`` also gets an ``image/png`` in the
@@ -254,7 +254,7 @@ def _write_report(rows: dict) -> None:
         "",
         "Measured by `python tools/run_notebooks.py` on a 2-core CPU machine: wall time of one run of all",
         "cells, and the peak resident memory of the kernel process (sampled every 50 ms) over two runs of",
-        "all cells in the same kernel. Limits: 90 s and 1536 MiB (Binder gives 2 GB).",
+        "all cells in the same kernel. Limits: 60 s and 1536 MiB (Binder gives 2 GB).",
         "",
         "| notebook | seconds | peak MiB |",
         "|---|---|---|",
