@@ -70,6 +70,44 @@ def op_determinism(on: bool):
         (config.enable_op_determinism if was else config.disable_op_determinism)()
 
 
+# Events that wrap or schedule the ops rather than compute: left out of profiled_op_times.
+_BOOKKEEPING = ("ExecutorState::", "ThunkExecutor::", "ThreadpoolListener::", "CpuExecutable::", "BlockUntilReady")
+_BOOKKEEPING += ("SlinkyThreadPool", "ExecutorDoneCallback")
+
+
+def profiled_op_times(logdir: str) -> dict[str, float]:
+    """Seconds spent in each op (or XLA thunk) in a trace that ``tf.profiler.experimental`` wrote.
+
+    Keys are the event names of the compute threads: ``"name:Type"`` for a TensorFlow
+    op (``"gradient_tape/dense/MatMul:_MklMatMul"``), the HLO instruction for an XLA
+    thunk (``"fusion.3"``). The executor's own bookkeeping events are left out. Used by
+    ``benchmarks/profile_step.py`` only.
+
+    Why private: TensorFlow writes the trace as an ``XSpace`` protocol buffer and has no
+    public reader (TensorBoard's profile plugin has one, and it is not installed).
+    """
+    import collections
+    import glob
+
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    totals = collections.Counter()
+    for path in glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True):
+        space = xplane_pb2.XSpace()
+        with open(path, "rb") as f:
+            space.ParseFromString(f.read())
+        for plane in space.planes:
+            names = {k: v.name for k, v in plane.event_metadata.items()}
+            for line in plane.lines:
+                if line.name == "python":  # the Python thread: the call, not the ops
+                    continue
+                for event in line.events:
+                    name = names.get(event.metadata_id, "")
+                    if not name.startswith(_BOOKKEEPING):
+                        totals[name] += event.duration_ps * 1e-12
+    return dict(totals)
+
+
 # ---------------------------------------------------------------- plotly
 _DRAWN = "_js2py_traceDeltas"  # the trait the browser's report of a drawn trace edit arrives in
 

@@ -112,7 +112,10 @@ def test_the_trainer_runs_every_new_mode_in_one_trace_and_records_its_bound():
         scaler.set(mode=mode, threshold=gradlab.MODES[mode].default)
         t.fit(p.x, p.y, steps=3, batch_size=32, progress=False)
     h = t.history
-    assert t.tracing_count == 1 and h.modes == ["block_rms"] * 3 + ["trust_ratio"] * 3 + ["adagc"] * 3 + ["global_norm"] * 3
+    assert (
+        t.tracing_count == 1
+        and h.modes == ["block_rms"] * 3 + ["trust_ratio"] * 3 + ["adagc"] * 3 + ["global_norm"] * 3
+    )
     sizes = sum(int(np.prod(v.shape)) for v in t.variables)
     np.testing.assert_allclose(h.bound[:3], np.sqrt(sizes), rtol=1e-5)  # each RMS <= 1: global norm <= sqrt(N)
     assert np.all(h.norm_after[:3] <= h.bound[:3] * (1 + 1e-6))

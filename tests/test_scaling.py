@@ -488,3 +488,15 @@ def test_adaptive_clip_properties(w, g, lam):
             np.testing.assert_array_equal(out[:, j], g[:, j])
     again = gradlab.adaptive_clip([tf.constant(out)], [W], clipping=lam, eps=eps)[0].numpy()
     np.testing.assert_allclose(again, out, rtol=1e-5, atol=1e-6 * lam)
+
+
+@pytest.mark.parametrize("shape", [(7,), (1000,), (33, 37), (64, 8), (3, 5, 41)], ids=str)
+def test_xla_squared_norms_sum_the_same_squares(shape):
+    """Under XLA the squared norms are summed in rows of 8 first (faster on CPU): the same sum."""
+    from gradlab.scaling import clipping
+
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    both = tf.function(lambda t: (clipping.squared_norm(t), clipping.fused_squared_norm(t)), jit_compile=True)
+    reference = float(np.sum(x.astype(np.float64) ** 2))
+    for value in both(tf.constant(x)):
+        assert float(value) == pytest.approx(reference, rel=1e-6)
