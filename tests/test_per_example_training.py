@@ -183,3 +183,25 @@ def test_refused_combinations_loss_scaling_and_batch_norm():
     with pytest.raises(ValueError, match=r"without BatchNormalization.*Received: a model with \['batch_normalization"):
         gradlab.Trainer(_bn_model(), "mse", keras.optimizers.SGD(0.1), l2_norm_clip=1.0)
     gradlab.Trainer(_bn_model(), "mse", keras.optimizers.SGD(0.1))  # without per-example clipping: fine
+
+
+def test_recorder_and_history_agree_on_every_column_by_name():
+    """Each statistic written by name lands in the History field of that name (a distinct value each)."""
+    from gradlab.training.history import PER_LAYER, Columns
+    from gradlab.training.recording import Recorder
+
+    variables = [tf.Variable(tf.zeros([2, 3]), name="dense/kernel"), tf.Variable(tf.zeros([3]), name="dense/bias")]
+    variables.append(tf.Variable(tf.zeros([3, 1]), name="out/kernel"))
+    recorder = Recorder(variables, capacity=4)
+    columns = Columns(recorder.layer_names)
+    values = {}
+    for i, (name, part) in enumerate(columns.slices.items()):
+        width = part.stop - part.start
+        values[name] = np.arange(width, dtype=np.float32) + 10 * (i + 1) if name in PER_LAYER else 10.0 * (i + 1)
+    recorder._write(**{k: tf.constant(v) for k, v in values.items()})
+    h = recorder.history(recorder.flush())
+    assert recorder.layer_names == ["dense", "out"] and len(h) == 1
+    for name, value in values.items():
+        np.testing.assert_array_equal(getattr(h, name)[0], value, err_msg=name)
+    with pytest.raises(ValueError, match=r"parts missing \['loss'\] and with unknown \['los'\]"):
+        columns.ordered({**{k: v for k, v in values.items() if k != "loss"}, "los": 1.0})

@@ -471,7 +471,14 @@ class LiveFigure:
     current, instead of falling behind on a queue of old ones.
     """
 
-    LIVE_NAMES = ("loss", "norm before clipping", "norm after clipping", "threshold / bound", SKIPPED, "clip rate")
+    TRACES = {  # the live run's traces, by name: (colour, panel); update() finds them by these names
+        "loss": (LIVE["loss"], 1),
+        "norm before clipping": (LIVE["before"], 2),
+        "norm after clipping": (LIVE["after"], 2),
+        "threshold / bound": (LIVE["bound"], 2),
+        SKIPPED: (SKIP, 3),
+        "clip rate": (LIVE["clip"], 3),
+    }
 
     def __init__(self, window: int = 20, height: int = 600, max_points: int = 1000, patience: float = 2.0):
         self.window = _window(window)
@@ -484,9 +491,7 @@ class LiveFigure:
         fig = make_subplots(
             rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07, subplot_titles=_panel_titles(self.window, True)
         )
-        colors = (LIVE["loss"], LIVE["before"], LIVE["after"], LIVE["bound"], SKIP, LIVE["clip"])
-        rows = (1, 2, 2, 2, 3, 3)
-        for name, color, row in zip(self.LIVE_NAMES, colors, rows):
+        for name, (color, row) in self.TRACES.items():
             if name == SKIPPED:
                 trace = _skip_strip([], legend="legend")
             else:
@@ -560,20 +565,28 @@ class LiveFigure:
         keep = _thin(len(h), self.max_points)
         x = h.steps[keep].astype(np.int32)
         skipped = h.steps[h.skipped > 0].astype(np.int32)
-        series = [h.loss, h.norm_before, h.norm_after, h.bound, None, clip_rate(h, self.window)]
-        shown = [len(h) > 0] * 3 + [bool(np.isfinite(h.bound).any()), bool(len(skipped)), len(h) > 0]
+        ran = len(h) > 0
+        series = {  # trace name: (y, shown in the legend); the traces are found by name
+            "loss": (h.loss, ran),
+            "norm before clipping": (h.norm_before, ran),
+            "norm after clipping": (h.norm_after, ran),
+            "threshold / bound": (h.bound, bool(np.isfinite(h.bound).any())),
+            SKIPPED: (None, bool(len(skipped))),
+            "clip rate": (clip_rate(h, self.window), ran),
+        }
         view = self._layout_view(h)
         edit, sent = _internals.edit_id(self.widget), self._sent
         with self.widget.batch_update():
-            live = self.widget.data[: self._n_live]
-            for trace, y, show in zip(live, series, shown):
+            live = {trace.name: trace for trace in self.widget.data[: self._n_live]}
+            for name, (y, show) in series.items():
+                trace = live[name]
                 if y is None:  # skipped steps: the strip along the top of the clip-rate panel
                     trace.x, trace.y = skipped, np.full(len(skipped), STRIP_Y)
                 else:
                     trace.x, trace.y = x, gaps(np.asarray(y)[keep])
                 if trace.showlegend != show:
                     trace.showlegend = show
-            val = live[len(series)]
+            val = live["validation loss"]
             if len(h.val_step) or (val.x is not None and len(val.x)):
                 val.x, val.y = h.val_step.astype(np.int32), gaps(h.val_loss)
             if val.showlegend != bool(len(h.val_step)):

@@ -14,7 +14,7 @@ import numpy as np
 
 from gradlab import _checks
 
-__all__ = ["PER_EXAMPLE", "History", "SCALARS"]
+__all__ = ["PER_EXAMPLE", "Columns", "History", "SCALARS"]
 
 # Per-step scalar columns, in the order a step writes them.
 SCALARS = (
@@ -36,6 +36,43 @@ PER_EXAMPLE = (
     "example_norm_max",  # largest per-example gradient norm
     "example_clip_fraction",  # fraction of the batch's examples clipped to l2_norm_clip
 )
+
+
+class Columns:
+    """Where each statistic sits in a packed row: the one layout the recorder writes and History reads.
+
+    A row holds, by name, the :data:`SCALARS` (one column each), the :data:`PER_LAYER`
+    statistics (one column per layer each) and the :data:`PER_EXAMPLE` columns.
+
+    >>> c = Columns(["dense", "dense_1"])
+    >>> c.width, c.slices["layer_norm_after"], c.slices["example_norm_max"]
+    (18, slice(11, 13, None), slice(16, 17, None))
+    """
+
+    def __init__(self, layer_names):
+        n = len(_checks.names("layer_names", layer_names))
+        widths = {**dict.fromkeys(SCALARS, 1), **dict.fromkeys(PER_LAYER, n), **dict.fromkeys(PER_EXAMPLE, 1)}
+        self.slices, start = {}, 0
+        for name, width in widths.items():
+            self.slices[name] = slice(start, start + width)
+            start += width
+        self.width = start
+
+    def ordered(self, parts: dict) -> list:
+        """The values of ``parts`` (every column by name, none more) in the row's order."""
+        if set(parts) != set(self.slices):
+            missing, extra = sorted(set(self.slices) - set(parts)), sorted(set(parts) - set(self.slices))
+            raise ValueError(
+                f"Argument `parts` must name every column of a row, {tuple(self.slices)}. "
+                f"Received: parts missing {missing} and with unknown {extra}"
+            )
+        return [parts[name] for name in self.slices]
+
+    def read(self, rows: np.ndarray) -> dict:
+        """Each statistic of ``rows`` (steps, width) by name: ``(steps,)`` or ``(steps, layers)``."""
+        return {
+            name: rows[:, part] if name in PER_LAYER else rows[:, part.start] for name, part in self.slices.items()
+        }
 
 
 @dataclasses.dataclass
@@ -141,22 +178,17 @@ class History:
             rows = np.asarray(rows, np.float64)
         except (TypeError, ValueError):
             raise _checks._fail("rows", "a 2-D array of numbers", rows) from None
-        e = len(PER_EXAMPLE)
+        e, columns = len(PER_EXAMPLE), Columns(layer_names)
         if rows.ndim != 2 or rows.shape[1] not in (s + 3 * n, s + 3 * n + e):
             raise ValueError(
                 f"Argument `rows` must be a 2-D array of shape (steps, {s + 3 * n}): {s} scalars, then 3 x "
                 f"{n} per-layer values (or (steps, {s + 3 * n + e}) with the {e} per-example columns after "
                 f"them). Received: rows of shape {rows.shape}"
             )
-        scalars = {k: rows[:, i] for i, k in enumerate(SCALARS)}
-        layers = {k: rows[:, s + j * n : s + (j + 1) * n] for j, k in enumerate(PER_LAYER)}
-        if rows.shape[1] == s + 3 * n + e:
-            examples = {k: rows[:, s + 3 * n + j] for j, k in enumerate(PER_EXAMPLE)}
-        else:
-            examples = {}
-        return cls(
-            **scalars, **layers, **examples, layer_names=list(layer_names), mode_names=tuple(mode_names), label=label
-        )
+        if rows.shape[1] < columns.width:  # without the per-example columns: NaN there
+            rows = np.concatenate([rows, np.full((len(rows), e), np.nan)], axis=1)
+        stats = columns.read(rows)
+        return cls(**stats, layer_names=list(layer_names), mode_names=tuple(mode_names), label=label)
 
     def extend(self, other: History) -> History:
         """Append the steps of ``other`` (same layers and modes) in place; return self."""

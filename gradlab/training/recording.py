@@ -1,10 +1,11 @@
 """Record per-step gradient statistics inside a compiled step, without host syncs.
 
 A :class:`Recorder` owns one preallocated ``tf.Variable`` buffer of shape
-``(capacity, columns)``. Each step packs its statistics into one row (the
-:data:`gradlab.history.SCALARS`, then per-layer norms before and after scaling
-and update-to-weight ratios, then the :data:`gradlab.history.PER_EXAMPLE` columns)
-and writes it with a single scatter. The host reads the buffer only in
+``(capacity, columns)``. Each step names its statistics (the
+:data:`gradlab.history.SCALARS`, the per-layer norms before and after scaling
+and update-to-weight ratios, the :data:`gradlab.history.PER_EXAMPLE` columns);
+:class:`~gradlab.training.history.Columns`, the one layout that History reads
+too, packs them into one row, written with a single scatter. The host reads the buffer only in
 :meth:`Recorder.flush`, every ``capacity`` steps or at the end.
 
 The per-example columns (median and max of the per-example gradient norms, fraction
@@ -24,7 +25,7 @@ from gradlab.scaler.modes import MODE_NAMES
 from gradlab.scaler.scaler import Info
 from gradlab.scaler.transform import variable_name
 from gradlab.scaling.clipping import fused_squared_norm, merge_duplicates
-from gradlab.training.history import PER_EXAMPLE, SCALARS, History
+from gradlab.training.history import PER_EXAMPLE, Columns, History
 
 __all__ = ["Recorder", "Update", "layer_groups", "measure_update", "weights_before"]
 
@@ -59,7 +60,8 @@ class Recorder:
         self.layer_names, one_hot = layer_groups(variables)
         self.one_hot = tf.constant(one_hot)
         self.capacity = int(capacity)
-        self.width = len(SCALARS) + 3 * len(self.layer_names) + len(PER_EXAMPLE)
+        self.columns = Columns(self.layer_names)
+        self.width = self.columns.width
         self.buffer = state_variable(tf.zeros([self.capacity, self.width]), "gradlab_records")
         self.row = state_variable(0, "gradlab_record_row", tf.int32)
         self._examples = None  # the per-example statistics of the step being traced, for record()
@@ -90,49 +92,60 @@ class Recorder:
         layers = tf.sqrt(tf.matmul(squares, self.one_hot))  # (4, layers)
         norm_after = tf.sqrt(tf.reduce_sum(info.squared_norms_after))
         changed = tf.abs(norm_after - info.norm) > 1e-6 * info.norm
-        scalars = tf.stack(
-            [
-                tf.cast(loss, tf.float32),
-                info.norm,
-                tf.where(finite, norm_after, float("nan")),
-                tf.cast(tf.logical_and(finite, changed), tf.float32),
-                1.0 - tf.cast(finite, tf.float32),
-                tf.cast(loss_scale, tf.float32),
-                info.threshold,
-                tf.cast(info.mode, tf.float32),
-                info.bound,
-            ]
-        )
-        ratio = layers[3] / tf.maximum(layers[2], 1e-12)
         examples, self._examples = self._examples, None
         if examples is None:
             examples = tf.fill([len(PER_EXAMPLE)], float("nan"))
-        self._write(tf.concat([scalars, layers[0], layers[1], ratio, examples], 0))
+        self._write(
+            loss=tf.cast(loss, tf.float32),
+            norm_before=info.norm,
+            norm_after=tf.where(finite, norm_after, float("nan")),
+            clipped=tf.cast(tf.logical_and(finite, changed), tf.float32),
+            skipped=1.0 - tf.cast(finite, tf.float32),
+            loss_scale=tf.cast(loss_scale, tf.float32),
+            threshold=info.threshold,
+            mode=tf.cast(info.mode, tf.float32),
+            bound=info.bound,
+            layer_norm_before=layers[0],
+            layer_norm_after=layers[1],
+            update_ratio=layers[3] / tf.maximum(layers[2], 1e-12),
+            **dict(zip(PER_EXAMPLE, tf.unstack(examples))),
+        )
 
     def record_skipped(self, *, loss, loss_scale, mode, threshold):
         """Write a row for a step skipped before gradlab saw its gradients.
 
         (Keras' ``LossScaleOptimizer`` skips non-finite steps itself.)
         """
-        nan = tf.constant(float("nan"))
-        n = len(self.layer_names)
-        scalars = tf.stack(
-            [
-                tf.cast(loss, tf.float32),
-                nan,
-                nan,
-                0.0,
-                1.0,
-                tf.cast(loss_scale, tf.float32),
-                tf.cast(threshold, tf.float32),
-                tf.cast(mode, tf.float32),
-                nan,
-            ]
-        )
+        nan, n = tf.constant(float("nan")), len(self.layer_names)
         self._examples = None
-        self._write(tf.concat([scalars, tf.fill([2 * n], nan), tf.zeros([n]), tf.fill([len(PER_EXAMPLE)], nan)], 0))
+        self._write(
+            loss=tf.cast(loss, tf.float32),
+            norm_before=nan,
+            norm_after=nan,
+            clipped=0.0,
+            skipped=1.0,
+            loss_scale=tf.cast(loss_scale, tf.float32),
+            threshold=tf.cast(threshold, tf.float32),
+            mode=tf.cast(mode, tf.float32),
+            bound=nan,
+            layer_norm_before=tf.fill([n], nan),
+            layer_norm_after=tf.fill([n], nan),
+            update_ratio=tf.zeros([n]),
+            **dict.fromkeys(PER_EXAMPLE, nan),
+        )
 
-    def _write(self, row):
+    def _write(self, **parts):
+        """Write one row: every column of :class:`~gradlab.training.history.Columns`, by name."""
+        pieces, scalars = [], []  # neighbouring scalars go in one stack: fewer ops in the step
+        for part in self.columns.ordered(parts):
+            part = tf.cast(part, tf.float32)
+            if part.shape.rank == 0:
+                scalars.append(part)
+                continue
+            if scalars:
+                pieces, scalars = [*pieces, tf.stack(scalars)], []
+            pieces.append(part)
+        row = tf.concat(pieces + ([tf.stack(scalars)] if scalars else []), 0)
         written = scatter(self.buffer, [[self.row.read_value()]], row[None])
         with tf.control_dependencies([written]):  # a step that fails before its row is written counts no row
             self.row.assign_add(1)
