@@ -1,8 +1,17 @@
 import faulthandler
+import os
 import sys
 import threading
 
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run (derandomize: seeded by each test's name), so that
+# `make test` and CI pass or fail the same way twice; HYPOTHESIS_PROFILE=explore draws new random ones
+# (how the two flaky edge cases of 2026-12-06 were found: a 3e-14 example, a subnormal 1e-45).
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 SLOW_FILES = ("test_browser.py", "test_browser_lab.py", "test_distributed.py", "test_notebooks.py")
 

@@ -197,7 +197,12 @@ PROP = settings(max_examples=25, deadline=None, database=None)
 
 @PROP
 @given(
-    hnp.arrays(np.float32, st.tuples(st.integers(1, 5), st.integers(1, 4)), elements=st.floats(-100, 100, width=32)),
+    hnp.arrays(
+        np.float32,
+        st.tuples(st.integers(1, 5), st.integers(1, 4)),
+        # TensorFlow's CPU kernels flush subnormal floats to zero (1e-45 comes back 0, its cosine NaN)
+        elements=st.floats(-100, 100, width=32, allow_subnormal=False),
+    ),
     st.floats(0.01, 50.0),
 )
 @example(g=np.array([[2.8409138e-14]], np.float32), clip=1.0)  # a tiny example: once failed the test's own cosine

@@ -107,7 +107,10 @@ def test_bad_threshold_names_the_argument(bad):
 @settings(max_examples=25, deadline=None, database=None)
 @given(
     hnp.arrays(
-        np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), elements=st.floats(-1e3, 1e3, width=32)
+        np.float32,
+        hnp.array_shapes(min_dims=1, max_dims=3, max_side=4),
+        # TensorFlow's CPU kernels flush subnormal floats to zero (1e-45 * 1 gives 0): as test_scaling's FLOATS
+        elements=st.floats(-1e3, 1e3, width=32, allow_subnormal=False),
     ),
     st.floats(1e-3, 1e3),
 )
