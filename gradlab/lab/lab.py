@@ -10,8 +10,10 @@ Redraws are throttled (at most every ``redraw_ms``, and never before the browser
 has drawn the previous one). Changing the optimizer or the problem starts the run
 again (a new optimizer has new slots: the step is traced once more).
 
-Without a widget front end (GitHub, nbconvert), the lab shows a static SVG of
-its state.
+Without a widget front end (GitHub, nbviewer, a notebook opened without its
+kernel), the lab's output carries its figure's Plotly JSON beside the widget view
+(:func:`gradlab.plots.widget_bundle`), which JupyterLab draws without a kernel;
+committed notebooks also hold a PNG of it, drawn by ``tools/run_notebooks.py``.
 """
 
 from __future__ import annotations
@@ -681,8 +683,6 @@ class Lab:
             timer = threading.Timer(delay, self.figure.refit)
             timer.daemon = True
             timer.start()
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
         # Without a kernel (GitHub, nbviewer, a notebook opened cold) the widget view shows nothing: the
         # figure's Plotly JSON beside it does. JupyterLab draws the widget over it whenever it can (the
         # widget renderer's rank is -10, Plotly's 2; untrusted outputs get only safe renderers, Plotly's
@@ -693,12 +693,11 @@ class Lab:
             f"gradlab lab: {self.controls['problem'].value}, mode {self.scaler.mode_name}, "
             f"{len(self.trainer.history)} steps: a static copy (run the notebook for the live lab)"
         )
-        data["application/vnd.plotly.v1+json"] = plots.static_figure(self.figure.widget, note=note)
-        data["text/plain"] = (
+        text = (
             f"<gradlab.Lab {self.controls['problem'].value}, mode={self.scaler.mode_name}, "
             f"optimizer={self.controls['optimizer'].value}, {len(self.trainer.history)} steps>"
         )
-        return bundle
+        return plots.widget_bundle(self.widget, self.figure.widget, note=note, text=text, **kwargs)
 
     def __repr__(self):
         return (
