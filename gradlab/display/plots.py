@@ -595,11 +595,16 @@ class LiveFigure:
         output out, it kept plotly's default 700 px, and a window resize did not change it
         (JupyterLab 4.6, plotly 7.1), while any layout change does. This sends a harmless one
         (``layout.meta``); :meth:`update` calls it every ``REFIT_S`` seconds, the lab once it
-        is displayed.
+        is displayed and whenever its width in the browser changes.
         """
         self._fits += 1
         self._fit_at = time.perf_counter()
         self.widget.layout.meta = {"fit": self._fits}
+
+    def refit_soon(self) -> None:
+        """Have the next :meth:`update` that draws a step call :meth:`refit` (for a caller that must not touch the
+        figure while another thread updates it)."""
+        self._fit_at = -math.inf
 
     @property
     def busy(self) -> bool:
