@@ -325,7 +325,7 @@ CASES = [
         "Expected one of: 'before', 'after', 'ratio'",
         "Received: which='Before'",
     ),
-    # --- plots: LiveFigure and static_figure
+    # --- plots: LiveFigure, static_figure and widget_bundle
     bad("live-figure-window-zero", lambda: plots.LiveFigure(window=0), "window", "in [1, inf)", "window=0"),
     bad("live-figure-height-small", lambda: plots.LiveFigure(height=5), "height", "in [10, inf)", "height=5"),
     bad("live-figure-height-none", lambda: plots.LiveFigure(height=None), "height", "a number", "height=None"),
@@ -359,6 +359,20 @@ CASES = [
     bad("static-figure-history", lambda: plots.static_figure(H), "figure", "go.FigureWidget", "figure=History("),
     bad(
         "static-figure-note-none", lambda: plots.static_figure(go.Figure(), note=None), "note", "a string", "note=None"
+    ),
+    bad(
+        "widget-bundle-figure-widget",
+        lambda: plots.widget_bundle(H, go.Figure()),
+        "widget",
+        "ipywidgets",
+        "widget=History(",
+    ),
+    bad(
+        "widget-bundle-text-none",
+        lambda: plots.widget_bundle(go.FigureWidget(), go.Figure(), text=None),
+        "text",
+        "a string",
+        "text=None",
     ),
     # --- report
     bad("summary-table-none", lambda: report.summary_table(None), "histories", "a gradlab History", "histories=None"),

@@ -13,7 +13,8 @@ in the notebook (your own model, issue 10). The tests run in order on the same p
 3. your model: switching the optimizer to Adam mid-run restarts the plot, which grows again.
 4. Compare shows its progress ("comparing 3/9: ...") with the controls it cannot use disabled,
    and ends with a table.
-5. At 1400 and at 1000 px wide (file browser open): no truncated button or label, a slider with
+5. Paused, the lab's figure follows a window narrowed from 1400 to 1000 px.
+6. At 1400 and at 1000 px wide (file browser open): no truncated button or label, a slider with
    a track, the legends inside the figure. Screenshots of the lab at both widths are taken; with
    GRADLAB_SCREENSHOTS=dir (e.g. docs) they are saved there as lab-1400.png and lab-1000.png.
 """
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser import chromium_page, error_outputs, jupyterlab_server, open_and_run_all
+from browser import VIEWPORT, chromium_page, error_outputs, jupyterlab_server, open_and_run_all
 from playwright.sync_api import sync_playwright
 
 pytestmark = pytest.mark.browser
@@ -331,6 +332,38 @@ def test_compare_shows_progress(session, tmp_path):
     shown(page, tmp_path, errors, drive)
 
 
+FIGURE_WIDTH = """lab => {
+  const svg = lab.querySelector('.js-plotly-plot .main-svg').getBoundingClientRect();
+  const box = lab.getBoundingClientRect();
+  return {plot: svg.width, lab: box.width, fits: svg.left >= box.left - 1 && svg.right <= box.right + 1};
+}"""
+
+
+def test_a_paused_lab_follows_the_window_width(session, tmp_path):
+    """Paused, the lab sends no frames; a narrower window still narrows its figure (issue 15): the
+    lab's width reaches the kernel (gradlab.lab.width), which re-fits the figure."""
+    page, errors, _ = session
+
+    def drive(page):
+        assert "paused" in status(page)
+        lab = the_lab(page)
+        wide = wait_for(lambda: (g := lab.evaluate(FIGURE_WIDTH))["fits"] and g, timeout=10)
+        page.set_viewport_size({"width": 1000, "height": 1000})
+        resized = time.monotonic()
+        try:
+            narrow = wait_for(lambda: (g := lab.evaluate(FIGURE_WIDTH))["plot"] < wide["plot"] and g["fits"] and g)
+            print(
+                f"\npaused lab, window 1400 -> 1000 px: figure {wide['plot']:.0f} -> {narrow['plot']:.0f} px "
+                f"(lab {wide['lab']:.0f} -> {narrow['lab']:.0f} px), after {time.monotonic() - resized:.2f} s"
+            )
+            assert narrow["plot"] >= 0.9 * narrow["lab"], narrow  # fits the lab, and fills it
+            assert "paused" in status(page)
+        finally:
+            page.set_viewport_size(VIEWPORT)
+
+    shown(page, tmp_path, errors, drive)
+
+
 SNAPSHOT = """lab => {
   const out = {status: lab.querySelector('.gradlab-status').innerText};
   for (const b of lab.querySelectorAll('button')) out[b.innerText.trim()] = b.disabled;
@@ -355,15 +388,10 @@ def test_lab_layout_and_screenshots(session, tmp_path, width):
 
     def drive(page):
         page.set_viewport_size({"width": width, "height": 1000})
-        time.sleep(1.0)
-        # Plotly ignores window resizes here; the lab re-fits its figure on its next frames: run a moment.
-        button(page, "Run").click()
-        wait_for(lambda: "running" in status(page))
-        time.sleep(3.0)
-        button(page, "Pause").click()
-        wait_for(lambda: "paused" in status(page))
-        time.sleep(0.5)
         lab = the_lab(page)
+        # Paused, the lab re-fits its figure when its width changes (the test above): wait for it.
+        wait_for(lambda: lab.evaluate(FIGURE_WIDTH)["fits"], timeout=10)
+        time.sleep(0.5)
         lab.scroll_into_view_if_needed()
         got = lab.evaluate(LAYOUT)
         print(

@@ -49,6 +49,42 @@ def test_stored_notebook_is_clean(path):
     assert "summary" in "".join(nb["cells"][-1]["source"]).lower(), "close with a summary"
 
 
+# JupyterLab breaks longer text lines mid-word in a notebook about 1000 px wide (gradlab._text.WIDTH).
+TEXT_WIDTH = 88
+
+
+def _long_text_lines(nb: dict) -> list[str]:
+    """Printed lines (stream outputs and text/plain) longer than TEXT_WIDTH characters, with their cell."""
+    found = []
+    for index, cell in enumerate(nb["cells"]):
+        for out in cell.get("outputs", []):
+            texts = [out.get("text", ""), out.get("data", {}).get("text/plain", "")]
+            for line in "".join("".join(t) if isinstance(t, list) else t for t in texts).splitlines():
+                if len(line) > TEXT_WIDTH:
+                    found.append(f"cell {index} ({len(line)} characters): {line}")
+    return found
+
+
+def test_long_text_lines_are_found():
+    """The check below is not vacuous: it finds a long line in a stream and in text/plain, not a short one."""
+    long, short = "x" * (TEXT_WIDTH + 1), "x" * TEXT_WIDTH
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "print()", outputs=[nbformat.v4.new_output("stream", name="stdout", text=[short, "\n" + long])]
+        ),
+        nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output("execute_result", data={"text/plain": long})]),
+        nbformat.v4.new_code_cell("y", outputs=[nbformat.v4.new_output("execute_result", data={"text/plain": short})]),
+    ]
+    assert [f.split(" (")[0] for f in _long_text_lines(json.loads(nbformat.writes(nb)))] == ["cell 0", "cell 1"]
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.name for p in PATHS])
+def test_printed_lines_fit_the_notebook(path):
+    """No stored printed line (stream or text/plain) is longer than 88 characters: none wraps mid-word."""
+    assert _long_text_lines(json.loads(path.read_text())) == []
+
+
 def _resources():
     rows = re.findall(r"^\| (\S+\.ipynb) \| ([\d.]+) \| (\d+) \|", RESOURCES.read_text(), re.M)
     return {name: (float(s), int(mib)) for name, s, mib in rows}

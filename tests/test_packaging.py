@@ -29,7 +29,7 @@ PACKAGE = ROOT / "gradlab"
 # (the ground floor: the private helpers at the top level), and a module imports only from its
 # own room and the rooms before it. Within a room, modules import each other without cycles.
 ROOMS = ("ground", "scaling", "scaler", "training", "display", "lab", "exercises")
-GROUND = ("_checks", "_internals", "_state")
+GROUND = ("_checks", "_internals", "_state", "_text")
 START_NOTEBOOK = "notebooks/00_start_here.ipynb"
 LOCK = "requirements/lock-cpu.txt"
 OLDEST = "requirements/oldest.txt"

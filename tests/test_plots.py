@@ -345,6 +345,33 @@ def test_lab_static_fallback(lab):
     assert "5 steps" in data["text/plain"]
 
 
+def test_lab_refits_its_figure_once_per_change_of_its_width(lab):
+    """The browser reports the lab's width (a window or side-panel resize): paused, or never run, the lab
+    fits its figure at once, once per new width; while it runs, the handler leaves the figure to the
+    training thread, whose next frame fits it."""
+
+    def fits():
+        meta = lab.figure.widget.layout.meta
+        return 0 if meta is None else meta["fit"]
+
+    assert lab.width_report in lab.widget.children and lab.width_report.width == 0
+    start = fits()
+    lab.width_report.width = 1100
+    assert fits() == start + 1
+    lab.width_report.width = 1100  # the same width again: nothing to fit
+    assert fits() == start + 1
+    lab.width_report.width = 800
+    assert fits() == start + 2
+    lab.run(steps=5, wait=True)  # traced: the run below takes a moment
+    with lab._lock:  # the training thread waits at its first chunk
+        lab.run(steps=10)
+        before = fits()
+        lab.width_report.width = 640
+        assert fits() == before and lab.running
+    lab._thread.join()
+    assert fits() >= before + 1
+
+
 def test_report_is_standalone_html(tmp_path, capsys):
     out = tmp_path / "r.html"
     assert (

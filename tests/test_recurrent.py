@@ -131,10 +131,55 @@ def test_trajectories_start_together_and_clipped_steps_are_bounded():
     clipped = recurrent.cliff_trajectory(lr=lr, steps=60, clip_threshold=threshold)
     assert free.shape == clipped.shape == (61, 2)
     assert free[0].tolist() == clipped[0].tolist() == list(recurrent.CLIFF["start"])
-    free_steps, clipped_steps = (np.hypot(*np.diff(p, axis=0).T) for p in (free, clipped))
+    free_steps, clipped_steps = (recurrent.step_lengths(p) for p in (free, clipped))
     assert clipped_steps.max() <= lr * threshold * (1 + 1e-12)
     assert free_steps.max() > 10 * lr * threshold  # the wall throws plain descent far away
     assert recurrent.cliff_loss(*clipped[-1]) < 0.1 * recurrent.cliff_loss(*free[-1])
+
+
+def test_step_lengths_are_the_distances_between_consecutive_points():
+    # steps of (-3, 4), (0, 0), (5, 12) and (8, -15): the triangles 3-4-5, 5-12-13, 8-15-17
+    path = [[7.0, -5.0], [4.0, -1.0], [4.0, -1.0], [9.0, 11.0], [17.0, -4.0]]
+    np.testing.assert_allclose(recurrent.step_lengths(path), [5.0, 0.0, 13.0, 17.0], rtol=1e-15)
+    assert recurrent.step_lengths([[1.0, 2.0]]).shape == (0,)  # the start alone: no step
+    assert np.isnan(recurrent.step_lengths([[0.0, 0.0], [np.inf, 0.0], [np.nan, np.nan]])[1])
+    with pytest.raises(ValueError, match=keras_form("path", "(w, b) rows", "path of shape (3,)")):
+        recurrent.step_lengths([1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize(
+    "end, expected",
+    [
+        ((7.0, -5.0), True),
+        ((2.0, -7.0), True),  # the corners belong to the map
+        ((10.0, 1.0), True),
+        ((1.99, -5.0), False),
+        ((10.01, -5.0), False),
+        ((7.0, -7.01), False),
+        ((7.0, 1.01), False),
+        ((np.nan, np.nan), False),
+        ((np.inf, -5.0), False),
+    ],
+    ids=["inside", "low-corner", "high-corner", "left", "right", "below", "above", "nan", "inf"],
+)
+def test_on_map_is_the_end_inside_the_grid(end, expected):
+    assert recurrent.on_map([recurrent.CLIFF["start"], end]) is expected
+    # the map is the grid of cliff_surface, CLIFF's ranges
+    w, b, _ = recurrent.cliff_surface(points=2)
+    assert (w.tolist(), b.tolist()) == ([2.0, 10.0], [-7.0, 1.0])
+    # only the end counts: a path that leaves the map and comes back is on it
+    assert recurrent.on_map([end, (50.0, 50.0), (7.0, -5.0)]) is True
+    assert recurrent.on_map([end], w_range=(0, 100), b_range=(-100, 100)) is bool(np.isfinite(end).all())
+
+
+def test_the_legend_and_the_map_agree():
+    plain, clipped = recurrent.cliff_trajectory(), recurrent.cliff_trajectory(clip_threshold=10.0)
+    assert not recurrent.on_map(plain) and recurrent.on_map(clipped)
+    ranges = recurrent.CLIFF["w_range"], recurrent.CLIFF["b_range"]
+    assert cliff.trajectory_name("plain", plain, *ranges).startswith("plain (ends off the map at w=")
+    assert cliff.trajectory_name("clipped", clipped, *ranges) == "clipped"
+    overflow = np.array([[7.0, -5.0], [9.0, -3.0], [np.inf, np.nan], [np.nan, np.nan]])
+    assert cliff.trajectory_name("x", overflow, *ranges) == "x (thrown beyond float64 after w=9, b=-3)"
 
 
 def test_cliff_figure_draws_both_trajectories_from_one_start():

@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 
 from gradlab import _checks
 from gradlab.display.style import LIVE, RUNS
+from gradlab.training.recurrent import _path, on_map
 
 __all__ = ["cliff_figure", "trajectory_name"]
 
@@ -38,22 +39,16 @@ def _surface(surface):
     return w, b, loss
 
 
-def _path(name: str, path) -> np.ndarray:
-    p = np.asarray(path, np.float64)
-    if p.ndim != 2 or p.shape[1] != 2 or len(p) < 1:
-        raise ValueError(
-            f"Argument `{name}` must be an array of (w, b) rows, as cliff_trajectory returns. "
-            f"Received: {name} of shape {p.shape}"
-        )
-    return p
-
-
 def trajectory_name(label: str, path, w_range, b_range) -> str:
-    """The legend entry of a trajectory: ``label``, and where it ended if that is off the map."""
-    p = np.asarray(path, np.float64)
-    end = p[np.isfinite(p).all(axis=1)][-1]
-    inside = w_range[0] <= end[0] <= w_range[1] and b_range[0] <= end[1] <= b_range[1]
-    return label if inside else f"{label} (ends off the map at w={end[0]:.3g}, b={end[1]:.3g})"
+    """The legend entry of a trajectory: ``label``, and where it ended if that is off the map (see ``on_map``)."""
+    p = _path("path", path)
+    if on_map(p, w_range, b_range):
+        return label
+    finite = p[np.isfinite(p).all(axis=1)]
+    if not len(finite):
+        return f"{label} (no finite point)"
+    where = "ends off the map at" if len(finite) == len(p) else "thrown beyond float64 after"
+    return f"{label} ({where} w={finite[-1][0]:.3g}, b={finite[-1][1]:.3g})"
 
 
 def cliff_figure(surface, trajectories: dict | None = None, *, title: str | None = None) -> go.Figure:

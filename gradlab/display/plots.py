@@ -40,6 +40,7 @@ __all__ = [
     "overlay_label",
     "overview",
     "static_figure",
+    "widget_bundle",
 ]
 
 PALETTE = RUNS  # colours of runs side by side (kept name)
@@ -607,11 +608,16 @@ class LiveFigure:
         output out, it kept plotly's default 700 px, and a window resize did not change it
         (JupyterLab 4.6, plotly 7.1), while any layout change does. This sends a harmless one
         (``layout.meta``); :meth:`update` calls it every ``REFIT_S`` seconds, the lab once it
-        is displayed.
+        is displayed and whenever its width in the browser changes.
         """
         self._fits += 1
         self._fit_at = time.perf_counter()
         self.widget.layout.meta = {"fit": self._fits}
+
+    def refit_soon(self) -> None:
+        """Have the next :meth:`update` that draws a step call :meth:`refit` (for a caller that must not touch the
+        figure while another thread updates it)."""
+        self._fit_at = -math.inf
 
     @property
     def busy(self) -> bool:
@@ -676,3 +682,37 @@ def static_figure(figure, note: str = "") -> dict:
         title["text"] = f"{title.get('text', '')}<br><sup>{html.escape(note, quote=False)}</sup>"
         layout["title"] = title
     return {"data": spec.get("data", []), "layout": layout}
+
+
+def widget_bundle(widget, figure, note: str = "", text: str = "", **kwargs):
+    """A widget's display bundle that also carries ``figure``'s static copy: what a live view displays as.
+
+    The widget view (``application/vnd.jupyter.widget-view+json``, from ``widget``'s own
+    ``_repr_mimebundle_(**kwargs)``) shows where a kernel runs; beside it,
+    :func:`static_figure` of ``figure`` with ``note`` under its title shows where none does
+    (GitHub, nbviewer, a notebook opened cold: JupyterLab draws the widget over it whenever it
+    can, its renderer ranks first), and ``text`` (if any) is the ``text/plain``. The lab and the
+    cliff explorer display through it; ``_repr_mimebundle_`` returns what this returns.
+
+    >>> import ipywidgets
+    >>> fig = go.FigureWidget(go.Scatter(y=[1, 2]), layout=dict(title="t"))
+    >>> data = widget_bundle(ipywidgets.VBox([fig]), fig, note="a copy", text="<view>")
+    >>> data = data[0] if isinstance(data, tuple) else data
+    >>> sorted(data)
+    ['application/vnd.jupyter.widget-view+json', 'application/vnd.plotly.v1+json', 'text/plain']
+    >>> data["application/vnd.plotly.v1+json"]["layout"]["title"]["text"], data["text/plain"]
+    ('t<br><sup>a copy</sup>', '<view>')
+    """
+    if not callable(getattr(widget, "_repr_mimebundle_", None)):
+        raise ValueError(
+            f"Argument `widget` must be an ipywidgets widget (it displays through _repr_mimebundle_). "
+            f"Received: widget={_short.repr(widget)}"
+        )
+    spec = static_figure(figure, note=note)
+    text = _checks.text("text", text)
+    bundle = widget._repr_mimebundle_(**kwargs)
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    data["application/vnd.plotly.v1+json"] = spec
+    if text:
+        data["text/plain"] = text
+    return bundle

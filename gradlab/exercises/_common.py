@@ -1,20 +1,17 @@
 """Helpers shared by the exercise checks."""
 
-import textwrap
-
 import numpy as np
 import tensorflow as tf
 
+from gradlab._text import wrap
 from gradlab.scaling import clip_by_global_norm
-
-WIDTH = 88  # JupyterLab breaks longer output lines mid-word in a 1000-px notebook
 
 
 def say(ok: bool, text: str) -> bool:
     """Print the verdict (``Correct:`` or ``Not yet:`` and ``text``) in lines of at most
-    :data:`WIDTH` characters, broken between words; return ``ok``."""
+    :data:`gradlab._text.WIDTH` (88) characters, broken between words; return ``ok``."""
     verdict = "Correct: " if ok else "Not yet: "
-    print("\n".join(textwrap.wrap(verdict + text, WIDTH, break_long_words=False, break_on_hyphens=False)))
+    print(wrap(verdict + text))
     return ok
 
 

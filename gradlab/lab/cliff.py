@@ -94,13 +94,9 @@ class CliffExplorer:
             trace.name = trajectory_name(_clipped_label(threshold), self.clipped, w_range, b_range)
 
     def _repr_mimebundle_(self, **kwargs):
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
         # Without a kernel the widget view shows nothing; the figure's JSON beside it does (see Lab).
         note = f"clipped at {self.threshold:.3g}: a static copy (run the notebook for the slider)"
-        data["application/vnd.plotly.v1+json"] = plots.static_figure(self.figure, note=note)
-        data["text/plain"] = repr(self)
-        return bundle
+        return plots.widget_bundle(self.widget, self.figure, note=note, text=repr(self), **kwargs)
 
     def __repr__(self):
         return f"CliffExplorer(threshold={self.threshold:.3g})"

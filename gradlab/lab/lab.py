@@ -8,10 +8,13 @@ controls stay responsive; the mode and the threshold are the
 very next step without retracing, and appears on the threshold line of the plot.
 Redraws are throttled (at most every ``redraw_ms``, and never before the browser
 has drawn the previous one). Changing the optimizer or the problem starts the run
-again (a new optimizer has new slots: the step is traced once more).
+again (a new optimizer has new slots: the step is traced once more). The figure
+follows the lab's width in the browser, paused too (:mod:`gradlab.lab.width`).
 
-Without a widget front end (GitHub, nbconvert), the lab shows a static SVG of
-its state.
+Without a widget front end (GitHub, nbviewer, a notebook opened without its
+kernel), the lab's output carries its figure's Plotly JSON beside the widget view
+(:func:`gradlab.plots.widget_bundle`), which JupyterLab draws without a kernel;
+committed notebooks also hold a PNG of it, drawn by ``tools/run_notebooks.py``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import tensorflow as tf
 from gradlab import _checks
 from gradlab.display import plots
 from gradlab.display.style import diverged_at
+from gradlab.lab.width import ContainerWidth
 from gradlab.scaler.modes import MODE_NAMES, MODES, check_mode, check_threshold
 from gradlab.scaler.scaler import Scaler
 from gradlab.training.compare import parse_runs
@@ -138,6 +142,8 @@ class Lab:
       trainer: the :class:`gradlab.Trainer` running the model.
       optimizer: the Keras optimizer of the run.
       figure: the :class:`gradlab.plots.LiveFigure`.
+      width_report: the lab's width in the browser (:class:`gradlab.lab.width.ContainerWidth`); the figure
+        re-fits itself to it whenever it changes.
       controls: dict of the ipywidgets controls.
       comparison: the histories of the last Compare, labelled ``"mode (threshold)"``.
     """
@@ -227,6 +233,9 @@ class Lab:
         self.figure = plots.LiveFigure()
         self.figure.widget.layout.autosize = True  # plotly fits the figure to the lab's width, and follows it
         self.figure.widget.add_class("gradlab-figure")
+        # Plotly does not follow a resize by itself; frames re-fit the figure while it runs, this when it does not.
+        self.width_report = ContainerWidth()
+        self.width_report.observe(self._on_width, names="width")
         self.widget = self._layout()
         self._build()
 
@@ -331,6 +340,7 @@ class Lab:
                 row(c["problem"], c["optimizer"], c["learning_rate"]),
                 row(c["steps"], c["run"], c["pause"], c["reset"], c["compare"]),
                 self.status,
+                self.width_report,
                 self.figure.widget,
                 self.table,
             ],
@@ -439,6 +449,17 @@ class Lab:
             pending, self._pending = self._pending, None
         if pending is not None:
             self.scaler.set(mode=pending[0], threshold=pending[1])
+
+    def _on_width(self, change):
+        """The lab's width in the browser changed (a window or side-panel resize): fit the figure to it.
+
+        While a run goes, its next frame does it (only the training thread touches the figure then);
+        paused, or before the first run, it is done at once.
+        """
+        if self.running:
+            self.figure.refit_soon()
+        else:
+            self.figure.refit()
 
     def _on_learning_rate(self, change):
         self._lr_for[self.controls["optimizer"].value] = change["new"]
@@ -681,8 +702,6 @@ class Lab:
             timer = threading.Timer(delay, self.figure.refit)
             timer.daemon = True
             timer.start()
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
         # Without a kernel (GitHub, nbviewer, a notebook opened cold) the widget view shows nothing: the
         # figure's Plotly JSON beside it does. JupyterLab draws the widget over it whenever it can (the
         # widget renderer's rank is -10, Plotly's 2; untrusted outputs get only safe renderers, Plotly's
@@ -693,12 +712,11 @@ class Lab:
             f"gradlab lab: {self.controls['problem'].value}, mode {self.scaler.mode_name}, "
             f"{len(self.trainer.history)} steps: a static copy (run the notebook for the live lab)"
         )
-        data["application/vnd.plotly.v1+json"] = plots.static_figure(self.figure.widget, note=note)
-        data["text/plain"] = (
+        text = (
             f"<gradlab.Lab {self.controls['problem'].value}, mode={self.scaler.mode_name}, "
             f"optimizer={self.controls['optimizer'].value}, {len(self.trainer.history)} steps>"
         )
-        return bundle
+        return plots.widget_bundle(self.widget, self.figure.widget, note=note, text=text, **kwargs)
 
     def __repr__(self):
         return (

@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradlab import _checks
+from gradlab._text import wrap
 from gradlab.scaler.modes import MODES
 from gradlab.scaler.scaler import Scaler
 from gradlab.scaling.adaptive import AutoClip, ZClip
@@ -182,11 +183,15 @@ class Advice:
 
     # ------------------------------------------------------------ output
     def summary(self) -> str:
-        """The advice as text: norms, spikes, recommendations with their rules, warnings."""
+        """The advice as text: norms, spikes, recommendations with their rules, warnings (in lines of at most
+        88 characters, broken between words)."""
         h, out = self.history, []
         out.append(
-            f"gradlab advice for {self.problem.name!r}: {len(h)} probe steps without clipping, batch "
-            f"{self.batch_size}, {self.optimizer}; early = the first {self.warmup} steps."
+            wrap(
+                f"gradlab advice for {self.problem.name!r}: {len(h)} probe steps without clipping, batch "
+                f"{self.batch_size}, {self.optimizer}; early = the first {self.warmup} steps.",
+                indent="  ",
+            )
         )
         out.append("Global gradient norm:")
         for phase in ("early", "rest"):
@@ -201,11 +206,12 @@ class Advice:
             out.append(
                 f"  {name}: {early[name]['median']:.3g} -> {rest[name]['median']:.3g}, p99 {rest[name]['p99']:.3g}"
             )
-        out.append(
+        spikes = (
             f"Spikes (norm > {self.spike_factor:g}x the median of the previous {SPIKE_WINDOW} steps): "
             + (", ".join(f"step {s} ({r:.1f}x)" for s, _, _, r in self.spikes[:8]) or "none")
             + (f" and {len(self.spikes) - 8} more" if len(self.spikes) > 8 else "")
         )
+        out.append(wrap(spikes, indent="  "))
         out.append(
             f"Non-finite steps: {len(self.nonfinite_steps)}"
             + (f" (first at step {int(self.nonfinite_steps[0])})" if len(self.nonfinite_steps) else "")
@@ -218,10 +224,10 @@ class Advice:
                 else f"; clips {r.clip_rate:.0%} of probe steps ({r.clip_rate_after_warmup:.0%} after warm-up)"
             )
             value = "n/a" if math.isnan(r.threshold) else f"{r.threshold:.3g}"
-            out.append(f"  {r.mode}: {value}  [{r.rule}{rate}]")
+            out.append(wrap(f"  {r.mode}: {value}  [{r.rule}{rate}]", indent="    "))
         if self.warnings:
             out.append("Warnings:")
-            out += [f"  - {w}" for w in self.warnings]
+            out += [wrap(f"  - {w}", indent="    ") for w in self.warnings]
         return "\n".join(out)
 
     def __str__(self) -> str:
@@ -417,20 +423,28 @@ class Verification:
         return pd.DataFrame(rows)
 
     def summary(self) -> str:
+        """The verification as text: one run per line, its change against ``none`` on the next (lines of at most
+        88 characters)."""
         metric = {"val_loss": "validation loss", "final_loss": f"training loss (mean of the last {self.tail} steps)"}
         out = [
-            f"Verification over {len(self.seeds)} seeds ({self.seeds}): {metric[self.metric]}, mean ± std over seeds."
+            wrap(
+                f"Verification over {len(self.seeds)} seeds ({self.seeds}): {metric[self.metric]}, "
+                "mean ± std over seeds.",
+                indent="  ",
+            )
         ]
         for run in self.runs:
             s = self.spread(run)
-            line = f"  {run:>22}: {s['mean']:.4g} ± {s['std']:.2g} (min {s['min']:.4g}, max {s['max']:.4g})"
+            out.append(
+                wrap(f"  {run:>22}: {s['mean']:.4g} ± {s['std']:.2g} (min {s['min']:.4g}, max {s['max']:.4g})", "    ")
+            )
             if run != self.runs[0]:
                 e = self.effect(run)
-                line += (
-                    f"; change {e['mean']:+.3g} ± {e['se']:.2g} (se), lower in {e['lower_in']}/{e['seeds']} seeds: "
+                change = (
+                    f"      change {e['mean']:+.3g} ± {e['se']:.2g} (se), lower in {e['lower_in']}/{e['seeds']} seeds: "
                     f"{self.verdict(run)}"
                 )
-            out.append(line)
+                out.append(wrap(change, indent="        "))
         return "\n".join(out)
 
     def __str__(self) -> str:

@@ -54,6 +54,8 @@ __all__ = [
     "cliff_surface",
     "cliff_trajectory",
     "initial_gradient_norm",
+    "on_map",
+    "step_lengths",
 ]
 
 CELLS = ("simple_rnn", "lstm")
@@ -292,7 +294,7 @@ def cliff_trajectory(
       start first (NaN after a step whose gradient overflowed float64, if any).
 
     >>> path = cliff_trajectory(steps=3, clip_threshold=1.0)
-    >>> path.shape, path[0].tolist(), bool(np.all(np.hypot(*np.diff(path, axis=0).T) <= 0.02 + 1e-12))
+    >>> path.shape, path[0].tolist(), bool(np.all(step_lengths(path) <= 0.02 + 1e-12))
     ((4, 2), [7.0, -5.0], True)
     """
     if not isinstance(start, (tuple, list, np.ndarray)) or len(start) != 2:
@@ -316,3 +318,47 @@ def cliff_trajectory(
             path += [np.full(2, np.nan)] * (steps + 1 - len(path))
             break
     return np.array(path)
+
+
+def _path(name: str, path) -> np.ndarray:
+    """``path`` as a float64 array of ``(w, b)`` rows (at least one), or a Keras-style error naming ``name``."""
+    try:
+        p = np.asarray(path, np.float64)
+    except (TypeError, ValueError):
+        raise _checks._fail(name, "an array of (w, b) rows, as cliff_trajectory returns", path) from None
+    if p.ndim != 2 or p.shape[1] != 2 or len(p) < 1:
+        raise ValueError(
+            f"Argument `{name}` must be an array of (w, b) rows, as cliff_trajectory returns. "
+            f"Received: {name} of shape {p.shape}"
+        )
+    return p
+
+
+def step_lengths(path) -> np.ndarray:
+    """The length of each step of a trajectory: the distance between consecutive ``(w, b)`` rows.
+
+    Args:
+      path: a ``(steps + 1, 2)`` array of ``(w, b)``, as :func:`cliff_trajectory` returns.
+
+    Returns:
+      A float64 array of shape ``(steps,)`` (NaN for a step into or after an overflow).
+
+    >>> step_lengths([[0.0, 0.0], [3.0, 4.0], [3.0, 5.0]]).tolist()
+    [5.0, 1.0]
+    """
+    return np.hypot(*np.diff(_path("path", path), axis=0).T)
+
+
+def on_map(path, w_range=CLIFF["w_range"], b_range=CLIFF["b_range"]) -> bool:
+    """Whether a trajectory ends on the map: its last ``(w, b)`` finite and inside the ranges (bounds included).
+
+    Args:
+      path: a ``(steps + 1, 2)`` array of ``(w, b)``, as :func:`cliff_trajectory` returns.
+      w_range, b_range: ``(low, high)`` of the map, by default the grid of :func:`cliff_surface`.
+
+    >>> on_map([[7.0, -5.0], [10.0, -7.0]]), on_map([[7.0, -5.0], [10.5, -4.0]]), on_map([[7.0, -5.0], [np.nan] * 2])
+    (True, False, False)
+    """
+    end = _path("path", path)[-1]
+    (w_lo, w_hi), (b_lo, b_hi) = _range("w_range", w_range), _range("b_range", b_range)
+    return bool(w_lo <= end[0] <= w_hi and b_lo <= end[1] <= b_hi)  # False for NaN
