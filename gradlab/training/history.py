@@ -70,9 +70,7 @@ class Columns:
 
     def read(self, rows: np.ndarray) -> dict:
         """Each statistic of ``rows`` (steps, width) by name: ``(steps,)`` or ``(steps, layers)``."""
-        return {
-            name: rows[:, part] if name in PER_LAYER else rows[:, part.start] for name, part in self.slices.items()
-        }
+        return {name: rows[:, part] if name in PER_LAYER else rows[:, part.start] for name, part in self.slices.items()}
 
 
 @dataclasses.dataclass

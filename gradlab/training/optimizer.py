@@ -142,7 +142,6 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         self.scaler = scaler
         self.skipped_steps = state_variable(0, "skipped_steps", tf.int64)
         self.recorder = None
-        self._measured_by_difference: list[int] = []  # variables whose update is measured new - old
         self._loss = _Slot()
         self._outer = None  # a LossScaleOptimizer wrapping this one, once known
 
@@ -227,7 +226,6 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
             loss=self._loss.get() if recording else None,
             loss_scale=1.0 if self._outer is None else self._outer.dynamic_scale,
             on_skip=skip,
-            fallback=self._measured_by_difference,
             decide_outside=replicas > 1,
         )
 

@@ -188,7 +188,6 @@ class Trainer:
             self._replicated = ScaledOptimizer(self.optimizer, scaler=self.scaler)
         self.per_example = _per_example(self, l2_norm_clip, noise_multiplier, noise_seed)
         self.recorder = Recorder(self.variables, capacity)
-        self._measured_by_difference: list[int] = []  # variables whose update is measured new - old
         if self.replicas > 1:
             self._replicated.recorder = self.recorder
         self.scaler.build(self.variables)  # state shaped by the gradients (AdaGC), before anything is traced
@@ -269,7 +268,6 @@ class Trainer:
             loss=loss,
             loss_scale=loss_scale,
             on_skip=on_skip,
-            fallback=self._measured_by_difference,
         )
 
     def _distributed_step(self, x, y):

@@ -32,7 +32,6 @@ def instrumented_update(
     loss=None,
     loss_scale=1.0,
     on_skip=None,
-    fallback: list | None = None,
     decide_outside: bool = False,
 ):
     """Scale ``grads`` with ``scaler`` and update ``variables`` with ``apply(scaled)``; record.
@@ -47,8 +46,6 @@ def instrumented_update(
       recorder: a :class:`~gradlab.training.recording.Recorder`, or None to record nothing.
       loss, loss_scale: what the row records besides the gradients.
       on_skip: called, inside the graph, on a skipped step (count it, halve a loss scale).
-      fallback: the indices of variables whose change had to be measured as new
-        minus old are appended here (at trace time).
 
     Returns:
       The plan's :class:`~gradlab.scaler.scaler.Info`.
@@ -57,7 +54,7 @@ def instrumented_update(
     finite, n = plan.info.finite, len(variables)
     if recorder is not None:
         reads, weights = weights_before(variables)
-        with tf.control_dependencies([weights]):  # weights measured, then updated in place
+        with tf.control_dependencies([weights]):  # the weights measured before the update
             finite = tf.identity(finite)
 
     def scaled():
@@ -69,7 +66,7 @@ def instrumented_update(
         if recorder is None:
             run()
             return tf.zeros([n])
-        return measure_update(run, variables, reads, fallback=fallback)
+        return measure_update(run, variables, reads)
 
     if decide_outside:
         grads_out = scaled()
