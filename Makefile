@@ -12,7 +12,7 @@ LOCK   ?= requirements/lock-cpu.txt
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install lab test check test-oldest lint bench gpu-check clean
+.PHONY: install lab test check test-oldest lint bench profile gpu-check clean
 
 install: $(STAMP)
 
@@ -69,6 +69,10 @@ bench: install
 	$(BIN)/python benchmarks/bench_step.py
 	$(BIN)/python benchmarks/bench_advise.py
 	$(BIN)/python benchmarks/bench_per_example.py
+
+# Where the step's time goes: the Trainer's step beside a hand-written one, timed and profiled op by op.
+profile: install
+	$(BIN)/python benchmarks/profile_step.py
 
 gpu-check:
 	$(BIN)/python benchmarks/gpu_check.py

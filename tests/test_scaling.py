@@ -496,7 +496,16 @@ def test_xla_squared_norms_sum_the_same_squares(shape):
     from gradlab.scaling import clipping
 
     x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-    both = tf.function(lambda t: (clipping.squared_norm(t), clipping.fused_squared_norm(t)), jit_compile=True)
+    xla = tf.function(clipping.squared_norm, jit_compile=True)
+    assert float(xla(tf.constant(x))) == pytest.approx(float(np.sum(x.astype(np.float64) ** 2)), rel=1e-6)
+
+
+@pytest.mark.parametrize("n", [1000, (1 << 18) - 1, 1 << 18, 3 * (1 << 18) + 5], ids=str)
+def test_squared_norm_on_both_sides_of_the_fused_size(n):
+    """Below FUSED_FROM entries reduce_sum(square), from there tf.nn.l2_loss: the same sum, eager and compiled."""
+    from gradlab.scaling import clipping
+
+    x = np.random.default_rng(1).normal(size=n).astype(np.float32)
     reference = float(np.sum(x.astype(np.float64) ** 2))
-    for value in both(tf.constant(x)):
-        assert float(value) == pytest.approx(reference, rel=1e-6)
+    for fn in (clipping.squared_norm, tf.function(clipping.squared_norm)):
+        assert float(fn(tf.constant(x))) == pytest.approx(reference, rel=1e-5)

@@ -24,7 +24,7 @@ from gradlab._state import scatter, state_variable
 from gradlab.scaler.modes import MODE_NAMES
 from gradlab.scaler.scaler import Info
 from gradlab.scaler.transform import variable_name
-from gradlab.scaling.clipping import fused_squared_norm
+from gradlab.scaling.clipping import squared_norm
 from gradlab.training.history import PER_EXAMPLE, Columns, History
 
 __all__ = ["Recorder", "Update", "layer_groups", "measure_update", "weights_before"]
@@ -178,7 +178,7 @@ def weights_before(variables):
     performance section; XLA keeps the old buffer at no measurable cost.)
     """
     reads = [_read(v) for v in variables]
-    return reads, tf.stack([fused_squared_norm(r) for r in reads])
+    return reads, tf.stack([squared_norm(r) for r in reads])
 
 
 def measure_update(apply, variables, reads):
@@ -190,7 +190,7 @@ def measure_update(apply, variables, reads):
     distributed variables), eager or compiled.
     """
     apply()
-    return tf.stack([fused_squared_norm(_read(v) - old) for v, old in zip(variables, reads)])
+    return tf.stack([squared_norm(_read(v) - old) for v, old in zip(variables, reads)])
 
 
 def _variable(v):
