@@ -30,21 +30,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from bench_step import mlp  # noqa: E402  (the same ~1M-parameter MLP as the step benchmark)
 
 import gradlab  # noqa: E402
 from gradlab.training.advise import advise  # noqa: E402
-
-
-def mlp():
-    keras.utils.set_random_seed(0)
-    return keras.Sequential(
-        [
-            keras.Input((256,)),
-            keras.layers.Dense(1024, activation="relu"),
-            keras.layers.Dense(768, activation="relu"),
-            keras.layers.Dense(10),
-        ]
-    )
 
 
 def bench_advise(short: int, long: int, reps: int) -> list[tuple[str, float, float]]:

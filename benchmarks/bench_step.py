@@ -53,12 +53,49 @@ def interleaved(fns: dict, reps: int) -> dict:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def bench_step(steps: int, reps: int) -> list[tuple[str, float]]:
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def dataset():
+    """The benchmark's data: 8 batches of 256 samples for the MLP, repeated."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(256 * 8, 256)).astype("float32")
     y = rng.integers(0, 10, size=len(x)).astype("int32")
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(256, drop_remainder=True).repeat().prefetch(2)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(256, drop_remainder=True).repeat().prefetch(2)
+
+
+def hand_step(jit: bool, ds):
+    """What a user would write without gradlab (GradientTape, tf.clip_by_global_norm, no statistics):
+    ``run(n)`` trains n steps, each call fetching its batch from an iterator, as the Trainer does."""
+    m = mlp()
+    opt = keras.optimizers.SGD(0.01)
+    opt.build(m.trainable_variables)
+
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            value = LOSS(y, m(x, training=True))
+        grads, _ = tf.clip_by_global_norm(tape.gradient(value, m.trainable_variables), 1.0)
+        opt.apply(grads, m.trainable_variables)
+
+    return looped(step, jit, ds)
+
+
+def looped(step, jit: bool, ds):
+    """``run(n)``: n calls of ``step(x, y)``, compiled (XLA optional) inside a function that fetches
+    the batch from an iterator over ``ds``, as the Trainer and model.fit do."""
+    iterator = iter(ds)
+    inner = tf.function(step, jit_compile=jit)
+    call = tf.function(lambda it: inner(*next(it)))
+
+    def run(n):
+        for _ in range(n):
+            call(iterator)
+
+    return run
+
+
+def bench_step(steps: int, reps: int) -> list[tuple[str, float]]:
+    ds, loss = dataset(), LOSS
 
     def fit_fn(jit):
         m = mlp()
@@ -66,26 +103,8 @@ def bench_step(steps: int, reps: int) -> list[tuple[str, float]]:
         return lambda: m.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
 
     def hand_fn(jit):
-        """What a user would write without gradlab: GradientTape, tf.clip_by_global_norm, no statistics."""
-        m = mlp()
-        opt = keras.optimizers.SGD(0.01)
-        opt.build(m.trainable_variables)
-        iterator = iter(ds)
-
-        def step(x, y):
-            with tf.GradientTape() as tape:
-                value = loss(y, m(x, training=True))
-            grads, _ = tf.clip_by_global_norm(tape.gradient(value, m.trainable_variables), 1.0)
-            opt.apply(grads, m.trainable_variables)
-
-        inner = tf.function(step, jit_compile=jit)
-        call = tf.function(lambda it: inner(*next(it)))
-
-        def run():
-            for _ in range(steps):
-                call(iterator)
-
-        return run
+        run = hand_step(jit, ds)
+        return lambda: run(steps)
 
     def gradlab_fn(jit, per_call=1):
         m = mlp()

@@ -24,69 +24,26 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import os
 import re
-import statistics
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+# The same model, data, loss and hand-written step as the step benchmark (run from benchmarks/).
+from bench_step import LOSS, dataset, hand_step, interleaved, looped, mlp  # noqa: E402
 
 import gradlab  # noqa: E402
 from gradlab import _internals  # noqa: E402
 from gradlab.training.update import instrumented_update  # noqa: E402
 
 
-def mlp():
-    keras.utils.set_random_seed(0)
-    return keras.Sequential(
-        [
-            keras.Input((256,)),
-            keras.layers.Dense(1024, activation="relu"),
-            keras.layers.Dense(768, activation="relu"),
-            keras.layers.Dense(10),
-        ]
-    )
-
-
-def dataset():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(256 * 8, 256)).astype("float32")
-    y = rng.integers(0, 10, size=len(x)).astype("int32")
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(256, drop_remainder=True).repeat().prefetch(2)
-
-
-LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def looped(step, jit):
-    """``run(n)``: n calls of ``step`` compiled as bench_step.py compiles its hand-written step."""
-    iterator = iter(dataset())
-    inner = tf.function(step, jit_compile=jit)
-    call = tf.function(lambda it: inner(*next(it)))
-
-    def run(n):
-        for _ in range(n):
-            call(iterator)
-
-    return run
-
-
 def hand(jit):
-    m, opt = mlp(), keras.optimizers.SGD(0.01)
-    opt.build(m.trainable_variables)
-
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            value = LOSS(y, m(x, training=True))
-        grads, _ = tf.clip_by_global_norm(tape.gradient(value, m.trainable_variables), 1.0)
-        opt.apply(grads, m.trainable_variables)
-
-    return looped(step, jit)
+    return hand_step(jit, dataset())
 
 
 def scaled(jit):
@@ -99,7 +56,7 @@ def scaled(jit):
         grads = tape.gradient(value, m.trainable_variables)
         instrumented_update(scaler, grads, m.trainable_variables, lambda g: opt.apply(g, m.trainable_variables))
 
-    return looped(step, jit)
+    return looped(step, jit, dataset())
 
 
 def trainer(jit):
@@ -112,14 +69,9 @@ STEPS = {"hand": hand, "scaled": scaled, "trainer": trainer}
 
 
 def timings(runs: dict, steps: int, reps: int) -> dict:
-    """Median ms per step of each run, measured in interleaved rounds."""
-    times = collections.defaultdict(list)
-    for _ in range(reps):
-        for name, run in runs.items():
-            t0 = time.perf_counter()
-            run(steps)
-            times[name].append((time.perf_counter() - t0) / steps * 1e3)
-    return {k: statistics.median(v) for k, v in times.items()}
+    """Median ms per step of each run, measured in interleaved rounds (bench_step.interleaved)."""
+    seconds = interleaved({name: functools.partial(run, steps) for name, run in runs.items()}, reps)
+    return {name: t / steps * 1e3 for name, t in seconds.items()}
 
 
 def kind(event: str, xla: bool) -> str:
