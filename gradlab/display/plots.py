@@ -607,8 +607,8 @@ class LiveFigure:
         Plotly sizes the figure when it lays it out: drawn before the notebook had laid the
         output out, it kept plotly's default 700 px, and a window resize did not change it
         (JupyterLab 4.6, plotly 7.1), while any layout change does. This sends a harmless one
-        (``layout.meta``); :meth:`update` calls it every ``REFIT_S`` seconds, the lab once it
-        is displayed and whenever its width in the browser changes.
+        (``layout.meta``); :meth:`update` calls it every ``REFIT_S`` seconds, the lab whenever its width in the
+        browser changes (the first report comes once the lab is laid out).
         """
         self._fits += 1
         self._fit_at = time.perf_counter()

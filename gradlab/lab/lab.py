@@ -698,10 +698,8 @@ class Lab:
 
     # ------------------------------------------------------------ display
     def _repr_mimebundle_(self, **kwargs):
-        for delay in (0.5, 2.0):  # once the front end has laid the lab out: fit the figure to its width
-            timer = threading.Timer(delay, self.figure.refit)
-            timer.daemon = True
-            timer.start()
+        # The first fit to the lab's width comes from width_report: its ResizeObserver reports as soon as
+        # the front end has laid the lab out (before, two timers re-fitted at 0.5 and 2 s, to the same end).
         # Without a kernel (GitHub, nbviewer, a notebook opened cold) the widget view shows nothing: the
         # figure's Plotly JSON beside it does. JupyterLab draws the widget over it whenever it can (the
         # widget renderer's rank is -10, Plotly's 2; untrusted outputs get only safe renderers, Plotly's

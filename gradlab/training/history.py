@@ -176,17 +176,16 @@ class History:
             rows = np.asarray(rows, np.float64)
         except (TypeError, ValueError):
             raise _checks._fail("rows", "a 2-D array of numbers", rows) from None
-        e, columns = len(PER_EXAMPLE), Columns(layer_names)
-        if rows.ndim != 2 or rows.shape[1] not in (s + 3 * n, s + 3 * n + e):
+        columns, e = Columns(layer_names), len(PER_EXAMPLE)
+        if rows.ndim != 2 or rows.shape[1] not in (columns.width - e, columns.width):
             raise ValueError(
-                f"Argument `rows` must be a 2-D array of shape (steps, {s + 3 * n}): {s} scalars, then 3 x "
-                f"{n} per-layer values (or (steps, {s + 3 * n + e}) with the {e} per-example columns after "
+                f"Argument `rows` must be a 2-D array of shape (steps, {columns.width - e}): {s} scalars, then 3 x "
+                f"{n} per-layer values (or (steps, {columns.width}) with the {e} per-example columns after "
                 f"them). Received: rows of shape {rows.shape}"
             )
         if rows.shape[1] < columns.width:  # without the per-example columns: NaN there
             rows = np.concatenate([rows, np.full((len(rows), e), np.nan)], axis=1)
-        stats = columns.read(rows)
-        return cls(**stats, layer_names=list(layer_names), mode_names=tuple(mode_names), label=label)
+        return cls(**columns.read(rows), layer_names=list(layer_names), mode_names=tuple(mode_names), label=label)
 
     def extend(self, other: History) -> History:
         """Append the steps of ``other`` (same layers and modes) in place; return self."""
