@@ -23,7 +23,14 @@ def state_variable(initial, name: str, dtype=None) -> tf.Variable:
     )
 
 
-def scatter(variable, indices, updates) -> None:
-    """``variable[indices] = updates`` (``scatter_nd_update`` is not implemented for
-    distributed variables)."""
-    return variable.assign(tf.tensor_scatter_nd_update(variable, indices, updates))
+def scatter(variable, indices, updates):
+    """``variable[indices] = updates``, in place; returns the update (for control dependencies).
+
+    In place matters: a Recorder writes one row of its buffer each step, and
+    ``assign(tensor_scatter_nd_update(...))`` copies the whole buffer to do so
+    (0.18 ms a step for 1024 rows, measured by ``make profile``). Distributed
+    variables have no ``scatter_nd_update``; they take the copying form.
+    """
+    if isinstance(variable, tf.distribute.DistributedValues):
+        return variable.assign(tf.tensor_scatter_nd_update(variable, indices, updates))
+    return variable.scatter_nd_update(indices, updates)

@@ -388,3 +388,22 @@ def test_every_mode_records_the_same_under_xla(problem, mode, threshold, path):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     if mode in ("value", "norm", "global_norm", "agc", "autoclip"):  # the formula did scale (ZClip sees no
         assert plain.clipped.any()  # spike here; its factor is computed as AutoClip's)
+
+
+@pytest.mark.parametrize("repeated", [False, True], ids=["finite", "repeated"])
+def test_a_dataset_is_trained_in_order_across_calls_finite_or_already_repeated(problem, repeated):
+    """8 batches a pass: 5 + 7 steps in two calls train the batches 0-4, then 5, 6, 7, 0, 1, 2, 3,
+    as 12 steps in one call do, whether the dataset is finite (the Trainer repeats it) or
+    already repeated (no second repeat)."""
+    ds = batches(problem)
+    if repeated:
+        ds = ds.repeat()
+
+    def trainer():
+        return gradlab.Trainer(problem.model(), problem.loss, keras.optimizers.SGD(0.1), gradlab.Scaler("none"))
+
+    split = trainer()
+    losses = np.concatenate([split.fit(dataset=ds, steps=n, progress=False).loss for n in (5, 7)])
+    whole = trainer().fit(dataset=batches(problem), steps=12, progress=False).loss
+    np.testing.assert_allclose(losses, whole, rtol=1e-6)
+    assert len(set(np.round(losses, 6))) == 12  # twelve different steps, not one batch again and again

@@ -336,7 +336,12 @@ class Trainer:
             _check_input_shape(self.model, "dataset", getattr(spec[0], "shape", None))
             key = (id(dataset),)
         if getattr(self, "_source", (None,))[0] != key:
-            ds = _dataset(x, y, batch_size, shuffle, seed) if dataset is None else dataset.repeat()
+            if dataset is None:
+                ds = _dataset(x, y, batch_size, shuffle, seed)
+            elif dataset.cardinality() == tf.data.INFINITE_CARDINALITY:
+                ds = dataset  # already repeated: another repeat() would be one more stage per batch
+            else:
+                ds = dataset.repeat()
             if self.accumulate > 1:  # each element: `accumulate` micro-batches, stacked
                 ds = ds.batch(self.accumulate, drop_remainder=True)
             if self.replicas > 1:  # each batch is a global batch, split between the replicas
