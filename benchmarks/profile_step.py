@@ -9,11 +9,14 @@ The same ~1M-parameter MLP, batch 256 and data as ``bench_step.py``. Three steps
   ``optimizer.apply``), no statistics;
 - ``scaled``: gradlab's instrumented update without a recorder (``Scaler("global_norm")``:
   norms, decision, scaling, non-finite check), no statistics;
+- ``no_ratio``: the same instrumented update writing every statistic to a ``Recorder`` except
+  the update-to-weight ratio (no weights' norms before the step, no change measured);
 - ``trainer``: ``gradlab.Trainer``, every statistic recorded (the weights' norms before the
   step, each variable's change, per-layer norms, one row written to the buffer).
 
 1. Per-step time, interleaved rounds, medians: the ratio of each to ``hand``; the
-   differences split the Trainer's extra cost into scaling and recording.
+   differences split the Trainer's extra cost into scaling, the other statistics and the
+   update-to-weight ratio.
 2. An op-by-op profile (``tf.profiler``) of ``hand`` and ``trainer``: milliseconds per step
    by op type (TensorFlow) or by HLO instruction kind (XLA thunks), and the ops the Trainer
    runs that the hand-written step does not, largest first.
@@ -39,6 +42,7 @@ from bench_step import LOSS, dataset, hand_step, interleaved, looped, mlp  # noq
 
 import gradlab  # noqa: E402
 from gradlab import _internals  # noqa: E402
+from gradlab.training.recording import Recorder, Update  # noqa: E402
 from gradlab.training.update import instrumented_update  # noqa: E402
 
 
@@ -59,13 +63,35 @@ def scaled(jit):
     return looped(step, jit, dataset())
 
 
+def no_ratio(jit):
+    m, opt, scaler = mlp(), keras.optimizers.SGD(0.01), gradlab.Scaler("global_norm", 1.0)
+    opt.build(m.trainable_variables)
+    recorder = Recorder(m.trainable_variables)
+    n = len(m.trainable_variables)
+
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            value = LOSS(y, m(x, training=True))
+        grads = tape.gradient(value, m.trainable_variables)
+        info = instrumented_update(scaler, grads, m.trainable_variables, lambda g: opt.apply(g, m.trainable_variables))
+        recorder.record(loss=value, info=info, update=Update(tf.ones([n]), tf.zeros([n])), loss_scale=1.0)
+
+    run = looped(step, jit, dataset())
+
+    def run_and_empty(k):  # empties the buffer as Trainer.fit does
+        run(k)
+        recorder.flush()
+
+    return run_and_empty
+
+
 def trainer(jit):
     t = gradlab.Trainer(mlp(), LOSS, keras.optimizers.SGD(0.01), gradlab.Scaler("global_norm", 1.0), jit_compile=jit)
     ds = dataset()
     return lambda n: t.fit(dataset=ds, steps=n, progress=False)
 
 
-STEPS = {"hand": hand, "scaled": scaled, "trainer": trainer}
+STEPS = {"hand": hand, "scaled": scaled, "no_ratio": no_ratio, "trainer": trainer}
 
 
 def timings(runs: dict, steps: int, reps: int) -> dict:
@@ -120,7 +146,8 @@ def main():
         )
         print(
             f"scaling (scaled - hand): {ms['scaled'] - ms['hand']:+.2f} ms; "
-            f"recording (trainer - scaled): {ms['trainer'] - ms['scaled']:+.2f} ms"
+            f"the other statistics (no_ratio - scaled): {ms['no_ratio'] - ms['scaled']:+.2f} ms; "
+            f"the update-to-weight ratio (trainer - no_ratio): {ms['trainer'] - ms['no_ratio']:+.2f} ms"
         )
         ops = {name: profile(runs[name], args.steps) for name in ("hand", "trainer")}
         by_kind = {}
