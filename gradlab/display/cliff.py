@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 
 from gradlab import _checks
 from gradlab.display.style import LIVE, RUNS
-from gradlab.training.recurrent import _path, on_map
+from gradlab.training.recurrent import checked_path, on_map
 
 __all__ = ["cliff_figure", "trajectory_name"]
 
@@ -41,7 +41,7 @@ def _surface(surface):
 
 def trajectory_name(label: str, path, w_range, b_range) -> str:
     """The legend entry of a trajectory: ``label``, and where it ended if that is off the map (see ``on_map``)."""
-    p = _path("path", path)
+    p = checked_path("path", path)
     if on_map(p, w_range, b_range):
         return label
     finite = p[np.isfinite(p).all(axis=1)]
@@ -69,7 +69,9 @@ def cliff_figure(surface, trajectories: dict | None = None, *, title: str | None
     trajectories = {} if trajectories is None else trajectories
     if not isinstance(trajectories, dict):
         raise _checks._fail("trajectories", "a dict {label: path of (w, b) rows}", trajectories)
-    paths = {_checks.text("trajectories label", k): _path(f"trajectories[{k!r}]", v) for k, v in trajectories.items()}
+    paths = {
+        _checks.text("trajectories label", k): checked_path(f"trajectories[{k!r}]", v) for k, v in trajectories.items()
+    }
     starts = {tuple(p[0]) for p in paths.values()}
     if len(starts) > 1:
         raise ValueError(

@@ -436,7 +436,10 @@ class Verification:
         for run in self.runs:
             s = self.spread(run)
             out.append(
-                wrap(f"  {run:>22}: {s['mean']:.4g} ± {s['std']:.2g} (min {s['min']:.4g}, max {s['max']:.4g})", "    ")
+                wrap(
+                    f"  {run:>22}: {s['mean']:.4g} ± {s['std']:.2g} (min {s['min']:.4g}, max {s['max']:.4g})",
+                    indent="    ",
+                )
             )
             if run != self.runs[0]:
                 e = self.effect(run)

@@ -49,6 +49,7 @@ __all__ = [
     "CLIFF",
     "adding_data",
     "adding_model",
+    "checked_path",
     "cliff_gradient",
     "cliff_loss",
     "cliff_surface",
@@ -320,8 +321,12 @@ def cliff_trajectory(
     return np.array(path)
 
 
-def _path(name: str, path) -> np.ndarray:
-    """``path`` as a float64 array of ``(w, b)`` rows (at least one), or a Keras-style error naming ``name``."""
+def checked_path(name: str, path) -> np.ndarray:
+    """``path`` as a float64 array of ``(w, b)`` rows (at least one), or a Keras-style error naming ``name``.
+
+    >>> checked_path("path", [[1, 2], [3, 4]]).dtype
+    dtype('float64')
+    """
     try:
         p = np.asarray(path, np.float64)
     except (TypeError, ValueError):
@@ -346,7 +351,7 @@ def step_lengths(path) -> np.ndarray:
     >>> step_lengths([[0.0, 0.0], [3.0, 4.0], [3.0, 5.0]]).tolist()
     [5.0, 1.0]
     """
-    return np.hypot(*np.diff(_path("path", path), axis=0).T)
+    return np.hypot(*np.diff(checked_path("path", path), axis=0).T)
 
 
 def on_map(path, w_range=CLIFF["w_range"], b_range=CLIFF["b_range"]) -> bool:
@@ -359,6 +364,6 @@ def on_map(path, w_range=CLIFF["w_range"], b_range=CLIFF["b_range"]) -> bool:
     >>> on_map([[7.0, -5.0], [10.0, -7.0]]), on_map([[7.0, -5.0], [10.5, -4.0]]), on_map([[7.0, -5.0], [np.nan] * 2])
     (True, False, False)
     """
-    end = _path("path", path)[-1]
+    end = checked_path("path", path)[-1]
     (w_lo, w_hi), (b_lo, b_hi) = _range("w_range", w_range), _range("b_range", b_range)
     return bool(w_lo <= end[0] <= w_hi and b_lo <= end[1] <= b_hi)  # False for NaN
