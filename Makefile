@@ -50,7 +50,9 @@ lab: install
 
 # Two workers (pytest-xdist, one test file per worker at a time: a notebook's cells stay in one
 # kernel), then the browser tests on their own: their latency bounds assume nothing else runs.
+# tools/chromium.sh installs Debian's Chromium for them where it is missing and it can.
 test: install
+	tools/chromium.sh
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not browser"
 	$(BIN)/python -m pytest -m browser tests/test_browser.py tests/test_browser_lab.py
 
