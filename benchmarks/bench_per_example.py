@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from bench_step import interleaved  # noqa: E402  (the step benchmark's interleaved rounds and medians)
 
 import gradlab  # noqa: E402
 
@@ -41,17 +40,6 @@ def mlp():
             keras.layers.Dense(10),
         ]
     )
-
-
-def interleaved(fns: dict, reps: int) -> dict:
-    """Run each function once per round, ``reps`` rounds; return median seconds."""
-    times = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main():

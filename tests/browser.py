@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 VIEWPORT = {"width": 1400, "height": 1000}
-INSTALL_HINT = "install it with: apt-get update && apt-get install -y chromium   (never `playwright install`)"
+INSTALL_HINT = "install it with tools/chromium.sh (apt-get, as root; make test runs it), never `playwright install`"
 
 # JupyterLab settings for the test server. No news/update toast: it asks the user a question, and CI is offline.
 # Windowing off: every cell is attached to the DOM, so prompts and outputs of all cells can be read and counted.
