@@ -33,7 +33,7 @@ import tensorflow as tf  # noqa: E402
 from bench_step import mlp  # noqa: E402  (the same ~1M-parameter MLP as the step benchmark)
 
 import gradlab  # noqa: E402
-from gradlab.training.advise import advise  # noqa: E402
+from gradlab.explore.advise import advise  # noqa: E402
 
 
 def bench_advise(short: int, long: int, reps: int) -> list[tuple[str, float, float]]:

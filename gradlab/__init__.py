@@ -1,13 +1,17 @@
 """gradlab: understand, see and control how gradients are scaled in Keras.
 
-Five rooms, each a folder, imports pointing one way (each imports only the ones before it):
+Rooms, each a folder, imports pointing one way (each imports only the ones before it):
 
 - :mod:`gradlab.scaling`: the pure math (clip by value, norm, global norm; AGC; AutoClip; ZClip).
 - :mod:`gradlab.scaler`: modes by name with live controls (:class:`Scaler`), composition.
 - :mod:`gradlab.training`: the instrumented step (:class:`Trainer`), :class:`ScaledOptimizer`
-  for ``model.fit``, recording, :class:`History`, :func:`compare`, problems.
+  for ``model.fit``, recording, :class:`History`.
+- :mod:`gradlab.problems`: small seeded problems, and your own model as a problem.
+- :mod:`gradlab.explore`: :func:`compare`, the advisor (:func:`advise`), inspection helpers.
 - :mod:`gradlab.display`: Plotly figures (``gradlab.plots``) and the report.
 - :mod:`gradlab.lab`: the live lab (:class:`Lab`).
+- :mod:`gradlab.exercises`: the notebooks' exercise checks.
+- :mod:`gradlab.harness`: the multi-worker harness that notebook 08 and the tests share.
 """
 
 import os as _os
@@ -15,10 +19,14 @@ import os as _os
 # Quiet TensorFlow's C++ start-up lines when gradlab is imported first.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from gradlab import exercises  # noqa: E402
+from gradlab import (
+    exercises,  # noqa: E402
+    problems,  # noqa: E402
+)
 from gradlab.display import plots  # noqa: E402
 from gradlab.display.advice import advice_figure, verification_figure  # noqa: E402
 from gradlab.display.report import report  # noqa: E402
+from gradlab.explore import Advice, Verification, advise, compare  # noqa: E402
 from gradlab.lab import Lab  # noqa: E402
 from gradlab.scaler import MODE_NAMES, MODES, NONFINITE_POLICIES, Chain, Info, Scaler, Selective  # noqa: E402
 from gradlab.scaling import (  # noqa: E402
@@ -39,8 +47,7 @@ from gradlab.scaling import (  # noqa: E402
     scale_by_trust_ratio,
     tensor_norms,
 )
-from gradlab.training import GradientStats, History, ScaledOptimizer, Trainer, compare, problems, setup  # noqa: E402
-from gradlab.training.advise import Advice, Verification, advise  # noqa: E402
+from gradlab.training import GradientStats, History, ScaledOptimizer, Trainer, setup  # noqa: E402
 
 __version__ = "0.1.0"
 

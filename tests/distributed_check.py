@@ -15,8 +15,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import gradlab  # noqa: E402
-from gradlab.training.distributed import fit_model, global_batches, logical_cpus  # noqa: E402
-from gradlab.training.inspect import max_diff  # noqa: E402
+from gradlab.explore.inspect import max_diff  # noqa: E402
+from gradlab.harness.distributed import fit_model, global_batches, logical_cpus  # noqa: E402
 
 logical_cpus(2)  # before TensorFlow's first operation
 

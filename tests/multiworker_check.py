@@ -2,7 +2,7 @@
 
     python tests/multiworker_check.py INDEX PORT0 PORT1 OUT.json
 
-Each worker runs gradlab.training.distributed.worker (the harness notebook 08 uses too): the
+Each worker runs gradlab.harness.distributed.worker (the harness notebook 08 uses too): the
 same model trained with gradlab's Trainer on the same global batches (each worker takes its
 part of every global batch), its final weights and recorded norms written to OUT.json;
 tests/test_distributed.py compares them with one device. It also records whether Keras'
@@ -18,7 +18,7 @@ STEPS, SAMPLES = 5, 320
 
 def main(index: int, port0: str, port1: str, out: str) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from gradlab.training.distributed import tf_config, worker
+    from gradlab.harness.distributed import tf_config, worker
 
     os.environ["TF_CONFIG"] = tf_config([f"127.0.0.1:{port0}", f"127.0.0.1:{port1}"], index)
     report = worker(steps=STEPS, samples=SAMPLES)

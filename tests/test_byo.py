@@ -17,8 +17,8 @@ import tensorflow as tf
 import gradlab
 from gradlab.display import report
 from gradlab.display.advice import advice_figure, verification_figure
-from gradlab.training.advise import advise
-from gradlab.training.problems import from_model
+from gradlab.explore.advise import advise
+from gradlab.problems.builtin import from_model
 
 XENT = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 

@@ -1,4 +1,4 @@
-"""gradlab.training.distributed: the harness notebook 08 and tests/*_check.py share.
+"""gradlab.harness.distributed: the harness notebook 08 and tests/*_check.py share.
 
 The multi-process run itself (``run_workers``) is exercised by tests/test_distributed.py
 (through tests/multiworker_check.py) and by notebook 08; here the pieces it is made of.
@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 
 import gradlab
-from gradlab.training import distributed
-from gradlab.training.inspect import max_diff
+from gradlab.explore.inspect import max_diff
+from gradlab.harness import distributed
 
 
 def test_tf_config_names_the_cluster_and_the_task():

@@ -65,14 +65,14 @@ def made(key):
     """The input of a figure function, by the name of its first argument (built once, small)."""
     if key not in _made:
         if key == "advice":
-            from gradlab.training.advise import advise
-            from gradlab.training.problems import deep_mlp
+            from gradlab.explore.advise import advise
+            from gradlab.problems.builtin import deep_mlp
 
             _made[key] = advise(deep_mlp(depth=2, samples=64), steps=12, batch_size=16)
         elif key == "verification":
             _made[key] = made("advice").verify(seeds=2, steps=6)
         elif key == "surface":
-            from gradlab.training.recurrent import cliff_surface
+            from gradlab.problems.recurrent import cliff_surface
 
             _made[key] = cliff_surface(points=21)
         else:

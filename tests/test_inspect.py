@@ -1,4 +1,4 @@
-"""gradlab.training.inspect: max_diff, distance, cosine, flatten, diff_text, applied_gradient.
+"""gradlab.explore.inspect: max_diff, distance, cosine, flatten, diff_text, applied_gradient.
 
 Values are checked against hand-computed vectors and a direct numpy computation; what Keras
 applies is checked against Keras' documented clipping (per variable, all together, by value)
@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 import gradlab
-from gradlab.training import applied_gradient, cosine, diff_text, distance, flatten, max_diff
+from gradlab.explore import applied_gradient, cosine, diff_text, distance, flatten, max_diff
 
 G = [tf.constant([[3.0, 4.0]]), tf.constant([0.3, 0.4])]  # norms 5 and 0.5; global sqrt(25.25)
 

@@ -28,7 +28,7 @@ PACKAGE = ROOT / "gradlab"
 # Imports point one way, between rooms (README, "Layout"): each room is a folder of gradlab
 # (the ground floor: the private helpers at the top level), and a module imports only from its
 # own room and the rooms before it. Within a room, modules import each other without cycles.
-ROOMS = ("ground", "scaling", "scaler", "training", "display", "lab", "exercises")
+ROOMS = ("ground", "scaling", "scaler", "training", "problems", "explore", "display", "lab", "exercises", "harness")
 GROUND = ("_checks", "_internals", "_state", "_text")
 START_NOTEBOOK = "notebooks/00_start_here.ipynb"
 LOCK = "requirements/lock-cpu.txt"

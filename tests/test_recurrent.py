@@ -13,7 +13,7 @@ import tensorflow as tf
 import gradlab
 from gradlab import problems
 from gradlab.display import cliff
-from gradlab.training import recurrent
+from gradlab.problems import recurrent
 
 SHORTEST, LONGEST = 10, 200  # the lengths notebook 01 shows first and last
 

@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 from gradlab import _checks
 from gradlab.display import style
 from gradlab.display.plots import PALETTE, SKIP, finite
-from gradlab.training.advise import Advice, Verification
+from gradlab.explore.advise import Advice, Verification
 
 __all__ = ["advice_figure", "verification_figure"]
 

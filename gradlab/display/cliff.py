@@ -1,9 +1,9 @@
 """The cliff of a one-unit RNN (Pascanu, Mikolov & Bengio 2013, Figure 6), drawn with Plotly.
 
 :func:`cliff_figure` draws the loss surface that
-:func:`gradlab.training.recurrent.cliff_surface` computes, as a contour of
+:func:`gradlab.problems.recurrent.cliff_surface` computes, as a contour of
 log10 of the loss, and gradient-descent trajectories from
-:func:`gradlab.training.recurrent.cliff_trajectory` over it, all from the
+:func:`gradlab.problems.recurrent.cliff_trajectory` over it, all from the
 same start. The axes keep the grid's range: a trajectory thrown off the map
 leaves the frame, and its legend entry says where it ended.
 
@@ -20,11 +20,11 @@ import plotly.graph_objects as go
 
 from gradlab import _checks
 from gradlab.display.style import LIVE, RUNS
-from gradlab.training.recurrent import checked_path, on_map
+from gradlab.problems.recurrent import checked_path, on_map
 
 __all__ = ["cliff_figure", "trajectory_name"]
 
-_SURFACE = "the (w, b, loss) triple that gradlab.training.recurrent.cliff_surface returns"
+_SURFACE = "the (w, b, loss) triple that gradlab.problems.recurrent.cliff_surface returns"
 
 
 def _surface(surface):
@@ -55,9 +55,9 @@ def cliff_figure(surface, trajectories: dict | None = None, *, title: str | None
     """The loss surface of the one-unit RNN as a contour of log10(loss), with trajectories over it.
 
     Args:
-      surface: ``(w, b, loss)`` from :func:`gradlab.training.recurrent.cliff_surface`.
+      surface: ``(w, b, loss)`` from :func:`gradlab.problems.recurrent.cliff_surface`.
       trajectories: ``{label: path}``, each path a ``(steps + 1, 2)`` array of
-        ``(w, b)`` from :func:`gradlab.training.recurrent.cliff_trajectory`
+        ``(w, b)`` from :func:`gradlab.problems.recurrent.cliff_trajectory`
         (plain descent first, then clipped ones, by convention). Their common
         start is marked once.
       title: the figure's title (a default names the model).

@@ -30,11 +30,11 @@ from plotly.subplots import make_subplots
 
 from gradlab import _checks
 from gradlab.display import plots, style
+from gradlab.explore.compare import compare, resolve_optimizer, resolve_problem
+from gradlab.problems.builtin import PROBLEMS, make_problem
 from gradlab.scaler.modes import MODE_NAMES, check_mode, check_threshold
-from gradlab.training.compare import compare, resolve_optimizer, resolve_problem
 from gradlab.training.history import History
 from gradlab.training.optimizers import OPTIMIZERS
-from gradlab.training.problems import PROBLEMS, make_problem
 
 __all__ = ["DEFAULT_LR", "main", "report", "summary_table", "validation_figure", "write_report"]
 

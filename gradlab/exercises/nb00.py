@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from gradlab.exercises._common import say
-from gradlab.training.inspect import applied_gradient
+from gradlab.explore.inspect import applied_gradient
 
 __all__ = ["check_clipnorm_update"]
 

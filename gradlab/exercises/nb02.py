@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradlab.exercises._common import say
-from gradlab.training.inspect import applied_gradient
+from gradlab.explore.inspect import applied_gradient
 
 __all__ = ["check_same_clip"]
 

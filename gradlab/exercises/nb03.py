@@ -17,9 +17,9 @@ import numpy as np
 
 from gradlab import _checks
 from gradlab.exercises._common import say
-from gradlab.training.compare import compare
+from gradlab.explore.compare import compare
+from gradlab.problems.builtin import digits
 from gradlab.training.history import History
-from gradlab.training.problems import digits
 
 __all__ = ["check_percentile_threshold", "notebook_run"]
 

@@ -7,8 +7,8 @@ import numpy as np
 
 from gradlab import _checks
 from gradlab.exercises._common import say
-from gradlab.training import compare
-from gradlab.training.problems import deep_mlp
+from gradlab.explore import compare
+from gradlab.problems.builtin import deep_mlp
 
 __all__ = ["check_rescue_threshold"]
 

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from gradlab.exercises._common import say
-from gradlab.training.advise import Advice
+from gradlab.explore.advise import Advice
 
 __all__ = ["check_advice_threshold"]
 

@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from gradlab import _checks
 from gradlab.display import plots
 from gradlab.display.cliff import cliff_figure, trajectory_name
-from gradlab.training.recurrent import CLIFF, cliff_loss, cliff_surface, cliff_trajectory
+from gradlab.problems.recurrent import CLIFF, cliff_loss, cliff_surface, cliff_trajectory
 
 __all__ = ["CliffExplorer"]
 

@@ -32,12 +32,12 @@ import tensorflow as tf
 from gradlab import _checks
 from gradlab.display import plots
 from gradlab.display.style import diverged_at
+from gradlab.explore.compare import parse_runs
 from gradlab.lab.width import ContainerWidth
+from gradlab.problems.builtin import PROBLEMS, from_model, make_problem
 from gradlab.scaler.modes import MODE_NAMES, MODES, check_mode, check_threshold
 from gradlab.scaler.scaler import Scaler
-from gradlab.training.compare import parse_runs
 from gradlab.training.optimizers import OPTIMIZERS, make_optimizer, optimizer_factory
-from gradlab.training.problems import PROBLEMS, from_model, make_problem
 from gradlab.training.trainer import Trainer
 
 __all__ = ["Lab", "threshold_range"]

@@ -12,11 +12,11 @@ from __future__ import annotations
 import keras
 
 from gradlab import _checks
+from gradlab.problems.builtin import PROBLEMS, Problem, from_model, make_problem, replay
 from gradlab.scaler.modes import check_mode, check_threshold
 from gradlab.scaler.scaler import Scaler
 from gradlab.training.history import History
 from gradlab.training.optimizers import OPTIMIZERS, optimizer_factory
-from gradlab.training.problems import PROBLEMS, Problem, from_model, make_problem, replay
 from gradlab.training.trainer import Trainer
 
 __all__ = ["compare", "parse_runs", "resolve_problem", "resolve_optimizer"]

@@ -116,7 +116,7 @@ def flatten(values) -> np.ndarray:
 
     Example:
 
-    >>> from gradlab.training import flatten
+    >>> from gradlab.explore import flatten
     >>> flatten([tf.constant([[1.0, 2.0]]), tf.constant([3.0])]).tolist()
     [1.0, 2.0, 3.0]
     """
@@ -142,7 +142,7 @@ def max_diff(a, b) -> float:
 
     Example:
 
-    >>> from gradlab.training import max_diff
+    >>> from gradlab.explore import max_diff
     >>> max_diff([tf.constant([1.0, 2.0]), tf.constant([3.0])], [[1.0, 2.5], [2.0]])
     1.0
     """
@@ -172,7 +172,7 @@ def distance(a, b) -> float:
 
     Example:
 
-    >>> from gradlab.training import distance
+    >>> from gradlab.explore import distance
     >>> distance([tf.constant([1.0, 2.0]), tf.constant([3.0])], [[1.0, 5.0], [7.0]])  # sqrt(9 + 16)
     5.0
     """
@@ -197,7 +197,7 @@ def cosine(a, b) -> float:
 
     Example:
 
-    >>> from gradlab.training import cosine
+    >>> from gradlab.explore import cosine
     >>> cosine([tf.constant([3.0, 0.0]), tf.constant([4.0])], [[1.0, 0.0], [0.0]])  # 3 / 5
     0.6
     """
@@ -228,7 +228,7 @@ def diff_text(difference, tolerance: float = 1e-6) -> str:
 
     Example:
 
-    >>> from gradlab.training import diff_text
+    >>> from gradlab.explore import diff_text
     >>> diff_text(3e-8), diff_text(0.03671)
     ('below 1e-06', '0.037')
     """
@@ -272,7 +272,7 @@ def applied_gradient(grads, optimizer=None, **clipping):
 
     Example:
 
-    >>> from gradlab.training import applied_gradient
+    >>> from gradlab.explore import applied_gradient
     >>> g = [tf.constant([3.0, 4.0]), tf.constant([0.3, 0.4])]
     >>> [a.round(4).tolist() for a in applied_gradient(g, clipnorm=1.0)]  # per variable
     [[0.6, 0.8], [0.3, 0.4]]

@@ -2,7 +2,7 @@
 
 Nothing is downloaded: data come from a seed or from scikit-learn's bundled
 digits (the recurrent adding problems' data and models:
-:mod:`gradlab.training.recurrent`). Each builder returns a :class:`Problem` whose
+:mod:`gradlab.problems.recurrent`). Each builder returns a :class:`Problem` whose
 ``model()`` builds a fresh Keras model with weights fixed by the problem's seed, so several runs can start
 from identical weights.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradlab import _checks
-from gradlab.training import recurrent
+from gradlab.problems import recurrent
 
 __all__ = [
     "PROBLEMS",
@@ -202,7 +202,7 @@ def adding_rnn(seed: int = 0, length: int = 50, samples: int = 1024, units: int 
 
     The recurrent matrix starts orthogonal times ``gain`` (spectral radius 1.5 > 1),
     so the gradient norm at initialisation grows with ``length``; plain SGD at 0.05
-    diverges where clipping the global norm trains. See :mod:`gradlab.training.recurrent`.
+    diverges where clipping the global norm trains. See :mod:`gradlab.problems.recurrent`.
     """
     text = f"adding problem, tanh SimpleRNN ({units} units, {length} steps, recurrent gain {gain:g})"
     return _adding("adding_rnn", "simple_rnn", seed, length, samples, units, gain, text)

@@ -31,13 +31,13 @@ import tensorflow as tf
 
 from gradlab import _checks
 from gradlab._text import wrap
+from gradlab.explore.compare import resolve_optimizer, resolve_problem
+from gradlab.problems.builtin import Problem, first_batch, replay
 from gradlab.scaler.modes import MODES
 from gradlab.scaler.scaler import Scaler
 from gradlab.scaling.adaptive import AutoClip, ZClip
-from gradlab.training.compare import resolve_optimizer, resolve_problem
 from gradlab.training.history import History
 from gradlab.training.optimizers import OPTIMIZERS
-from gradlab.training.problems import Problem, first_batch, replay
 from gradlab.training.recording import layer_groups
 from gradlab.training.trainer import Trainer
 

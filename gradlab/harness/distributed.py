@@ -5,7 +5,7 @@
   ``model.fit`` or gradlab's :class:`~gradlab.Trainer`, on the same global batches.
 - :func:`tf_config`, :func:`free_port` and :func:`run_workers` run a
   ``MultiWorkerMirroredStrategy`` cluster as processes on this machine (loopback ports);
-  each process runs :func:`worker` (``python -m gradlab.training.distributed``).
+  each process runs :func:`worker` (``python -m gradlab.harness.distributed``).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import keras
 import tensorflow as tf
 
 from gradlab import _checks
+from gradlab.problems.builtin import Problem, deep_mlp
 from gradlab.scaler.scaler import Scaler
-from gradlab.training.problems import Problem, deep_mlp
 from gradlab.training.trainer import Trainer
 
 __all__ = [
@@ -185,7 +185,7 @@ def run_workers(num_workers: int = 2, steps: int = 10, samples: int = 640, timeo
             [
                 sys.executable,
                 "-m",
-                "gradlab.training.distributed",
+                "gradlab.harness.distributed",
                 tf_config(addresses, i),
                 outs[i],
                 str(steps),
@@ -215,7 +215,7 @@ def run_workers(num_workers: int = 2, steps: int = 10, samples: int = 640, timeo
 
 
 def _main(argv) -> None:
-    """``python -m gradlab.training.distributed TF_CONFIG OUT.json [STEPS [SAMPLES]]``: one worker, its
+    """``python -m gradlab.harness.distributed TF_CONFIG OUT.json [STEPS [SAMPLES]]``: one worker, its
     report written to OUT.json."""
     os.environ["TF_CONFIG"] = argv[0]
     report = worker(*(int(a) for a in argv[2:4]))
