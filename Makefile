@@ -69,6 +69,7 @@ clean:
 
 bench: install
 	$(BIN)/python benchmarks/bench_step.py
+	$(BIN)/python benchmarks/bench_fit.py
 	$(BIN)/python benchmarks/bench_advise.py
 	$(BIN)/python benchmarks/bench_per_example.py
 
