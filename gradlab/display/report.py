@@ -413,7 +413,7 @@ def main(argv=None) -> int:
         _checks.size("--seed", args.seed, low=0)
         _check_path(args.out, "--out")
         if args.loss is not None:
-            from gradlab.training.trainer import check_loss
+            from gradlab.training.inputs import check_loss
 
             check_loss(args.loss, "--loss")
         if args.model is not None:
