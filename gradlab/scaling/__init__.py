@@ -1,7 +1,9 @@
 """The pure math: gradient scaling functions on lists of gradients.
 
 - :mod:`~gradlab.scaling.clipping`: clip by value, by each tensor's norm, by the
-  global norm; normalization; the norms themselves.
+  global norm; normalization; the norms themselves. Read it first.
+- :mod:`~gradlab.scaling.kernels`: the kernels under them (a gradient's values, the
+  fast sum of squares).
 - :mod:`~gradlab.scaling.agc`: adaptive gradient clipping, unit by unit.
 - :mod:`~gradlab.scaling.adaptive`: AutoClip and ZClip, which keep state.
 - :mod:`~gradlab.scaling.per_example`: per-example clipping (DP-SGD's clipping step).
@@ -20,13 +22,12 @@ from gradlab.scaling.clipping import (
     clip_by_global_norm,
     clip_by_norm,
     clip_by_value,
-    fused_squared_norm,
     global_norm,
     normalize,
     normalize_global,
-    squared_norm,
     tensor_norms,
 )
+from gradlab.scaling.kernels import squared_norm
 from gradlab.scaling.per_example import per_example_global_norm_clip, per_example_layer_norm_clip, per_example_norms
 from gradlab.scaling.rms import block_rms, clip_by_block_rms
 from gradlab.scaling.spam import SpikeAwareClip
@@ -44,7 +45,6 @@ __all__ = [
     "clip_by_global_norm",
     "clip_by_norm",
     "clip_by_value",
-    "fused_squared_norm",
     "global_norm",
     "normalize",
     "normalize_global",

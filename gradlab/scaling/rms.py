@@ -11,7 +11,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from gradlab import _checks
-from gradlab.scaling.clipping import _threshold, merge_duplicates, scale, values_of, with_values
+from gradlab.scaling.clipping import check_threshold
+from gradlab.scaling.kernels import merge_duplicates, scale, values_of, with_values
 
 __all__ = ["block_rms", "block_rms_factor", "clip_by_block_rms"]
 
@@ -62,7 +63,7 @@ def clip_by_block_rms(grads, threshold) -> list:
     [[1.2, 1.6, 0.0, 0.0], [0.1]]
     """
     grads = _checks.grad_list(grads)
-    threshold = _threshold("threshold", threshold)
+    threshold = check_threshold("threshold", threshold)
     out = []
     for g in grads:
         if g is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from gradlab import _checks
-from gradlab.scaling.clipping import scale, squared_norm, values_of, with_values
+from gradlab.scaling.kernels import scale, squared_norm, values_of, with_values
 
 __all__ = ["scale_by_trust_ratio", "trust_factor", "trust_ratios"]
 
