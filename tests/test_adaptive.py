@@ -1,4 +1,4 @@
-"""Tests of the stateful adaptive clippers AutoClip and ZClip (gradlab.adaptive).
+"""Tests of the stateful adaptive clippers AutoClip and ZClip (gradlab.scaling.autoclip, gradlab.scaling.zclip).
 
 References: numpy.percentile (linear) for AutoClip (Seetharaman et al. 2020); the ZClip
 paper's z-score, reciprocal bound and EMA formulas (Kumar et al. 2025), computed by hand.

@@ -210,13 +210,13 @@ def _adagc(m, t, ctx):
 
 
 def _autoclip(m, t, ctx):
-    """Mode ``"autoclip"``; the transform on its own: :class:`gradlab.scaling.AutoClip`."""
-    bound = ctx.autoclip._update(m.norm, t)  # t was checked when it was set
+    """Mode ``"autoclip"``; the transform on its own: :class:`gradlab.scaling.autoclip.AutoClip`."""
+    bound = ctx.autoclip.update(m.norm, t, check=False)  # t was checked when it was set
     return _by(m, _everywhere(m, bound_factor(m.norm, bound)), bound)
 
 
 def _zclip(m, t, ctx):
-    """Mode ``"zclip"``; the transform on its own: :class:`gradlab.scaling.ZClip`."""
+    """Mode ``"zclip"``; the transform on its own: :class:`gradlab.scaling.zclip.ZClip`."""
     bound = ctx.zclip.update(m.norm, t)
     return _by(m, _everywhere(m, bound_factor(m.norm, bound)), bound)
 
