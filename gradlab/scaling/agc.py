@@ -125,6 +125,10 @@ def adaptive_clip(grads, variables, clipping=0.01, eps=1e-3, axis=None) -> list:
     ``IndexedSlices``, the gradient's unit norms come from its ``values`` and the
     weight's from the whole variable.
 
+    In a compiled step (a :class:`~gradlab.scaler.scaler.Scaler` in the Trainer or ``ScaledOptimizer``),
+    mode ``"agc"`` does the same: its record ``MODES["agc"]`` in :mod:`gradlab.scaler.modes`
+    decides, and :meth:`Scaler.plan <gradlab.scaler.scaler.Scaler.plan>` applies the decision.
+
     Args:
       grads: list of tensors, ``tf.IndexedSlices`` or ``None``.
       variables: the variables (or weight tensors) the gradients belong to, same length.

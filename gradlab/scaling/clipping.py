@@ -44,9 +44,9 @@ def clip_by_value(grads, clipvalue) -> list:
     The same as a Keras optimizer built with ``clipvalue=clipvalue``. It can change
     the direction of the gradient vector (only the large entries shrink).
 
-    In a compiled step (:class:`~gradlab.scaler.scaler.Scaler`, the Trainer, ``ScaledOptimizer``)
+    In a compiled step (a :class:`~gradlab.scaler.scaler.Scaler` in the Trainer or ``ScaledOptimizer``),
     mode ``"value"`` does the same: its record ``MODES["value"]`` in :mod:`gradlab.scaler.modes`
-    decides the factors with the helpers below, and :meth:`~gradlab.scaler.scaler.Scaler.plan` applies them.
+    decides, and :meth:`Scaler.plan <gradlab.scaler.scaler.Scaler.plan>` applies the decision.
 
     Args:
       grads: list of tensors, ``tf.IndexedSlices`` or ``None``.
@@ -79,9 +79,9 @@ def clip_by_norm(grads, clipnorm) -> list:
     variable's gradient is scaled separately, so the direction of the whole
     gradient vector can change. It is *not* clipping of the global norm.
 
-    In a compiled step (:class:`~gradlab.scaler.scaler.Scaler`, the Trainer, ``ScaledOptimizer``)
+    In a compiled step (a :class:`~gradlab.scaler.scaler.Scaler` in the Trainer or ``ScaledOptimizer``),
     mode ``"norm"`` does the same: its record ``MODES["norm"]`` in :mod:`gradlab.scaler.modes`
-    decides the factors with the helpers below, and :meth:`~gradlab.scaler.scaler.Scaler.plan` applies them.
+    decides, and :meth:`Scaler.plan <gradlab.scaler.scaler.Scaler.plan>` applies the decision.
 
     Args:
       grads: list of tensors, ``tf.IndexedSlices`` or ``None``.
@@ -116,9 +116,9 @@ def clip_by_global_norm(grads, global_clipnorm) -> list:
     a finite norm). A non-finite norm makes every entry NaN, as in TensorFlow; use
     :class:`gradlab.Scaler` for a policy on non-finite gradients.
 
-    In a compiled step (:class:`~gradlab.scaler.scaler.Scaler`, the Trainer, ``ScaledOptimizer``)
+    In a compiled step (a :class:`~gradlab.scaler.scaler.Scaler` in the Trainer or ``ScaledOptimizer``),
     mode ``"global_norm"`` does the same: its record ``MODES["global_norm"]`` in :mod:`gradlab.scaler.modes`
-    decides the factors with the helpers below, and :meth:`~gradlab.scaler.scaler.Scaler.plan` applies them.
+    decides, and :meth:`Scaler.plan <gradlab.scaler.scaler.Scaler.plan>` applies the decision.
 
     Args:
       grads: list of tensors, ``tf.IndexedSlices`` or ``None``.
@@ -144,9 +144,9 @@ def normalize(grads, norm=1.0, eps=1e-12) -> list:
 
     Unlike clipping, small gradients grow too. An all-zero tensor stays zero.
 
-    In a compiled step (:class:`~gradlab.scaler.scaler.Scaler`, the Trainer, ``ScaledOptimizer``)
+    In a compiled step (a :class:`~gradlab.scaler.scaler.Scaler` in the Trainer or ``ScaledOptimizer``),
     mode ``"normalize"`` does the same: its record ``MODES["normalize"]`` in :mod:`gradlab.scaler.modes`
-    decides the factors with the helpers below, and :meth:`~gradlab.scaler.scaler.Scaler.plan` applies them.
+    decides, and :meth:`Scaler.plan <gradlab.scaler.scaler.Scaler.plan>` applies the decision.
 
     Args:
       grads: list of tensors, ``tf.IndexedSlices`` or ``None``.
@@ -178,9 +178,9 @@ def normalize_global(grads, norm=1.0, eps=1e-12) -> list:
 
     The direction of the whole gradient vector is kept; only its length changes.
 
-    In a compiled step (:class:`~gradlab.scaler.scaler.Scaler`, the Trainer, ``ScaledOptimizer``)
+    In a compiled step (a :class:`~gradlab.scaler.scaler.Scaler` in the Trainer or ``ScaledOptimizer``),
     mode ``"global_normalize"`` does the same: its record ``MODES["global_normalize"]`` in :mod:`gradlab.scaler.modes`
-    decides the factors with the helpers below, and :meth:`~gradlab.scaler.scaler.Scaler.plan` applies them.
+    decides, and :meth:`Scaler.plan <gradlab.scaler.scaler.Scaler.plan>` applies the decision.
 
     >>> out = normalize_global([tf.constant([0.3, 0.0]), tf.constant([0.0, 0.4])])
     >>> [g.numpy().round(3).tolist() for g in out]

@@ -47,6 +47,10 @@ def clip_by_block_rms(grads, threshold) -> list:
     with the tensor's size: a tensor of :math:`n` entries is clipped to a norm of
     :math:`d\sqrt{n}`.
 
+    In a compiled step (a :class:`~gradlab.scaler.scaler.Scaler` in the Trainer or ``ScaledOptimizer``),
+    mode ``"block_rms"`` does the same: its record ``MODES["block_rms"]`` in :mod:`gradlab.scaler.modes`
+    decides, and :meth:`Scaler.plan <gradlab.scaler.scaler.Scaler.plan>` applies the decision.
+
     Args:
       grads: list of tensors, ``tf.IndexedSlices`` or ``None``.
       threshold: positive float :math:`d`; Adafactor uses 1.0.

@@ -71,6 +71,10 @@ def scale_by_trust_ratio(grads, variables, min_norm=0.0, trust_coefficient=1.0, 
     not a clip (the ratio may exceed 1); the learning rate then sets the step as a
     fraction of the weight.
 
+    In a compiled step (a :class:`~gradlab.scaler.scaler.Scaler` in the Trainer or ``ScaledOptimizer``),
+    mode ``"trust_ratio"`` does the same: its record ``MODES["trust_ratio"]`` in :mod:`gradlab.scaler.modes`
+    decides, and :meth:`Scaler.plan <gradlab.scaler.scaler.Scaler.plan>` applies the decision.
+
     Args:
       grads: list of tensors, ``tf.IndexedSlices`` or ``None`` (the update of each
         weight: the gradient for LARS, the Adam update for LAMB).
