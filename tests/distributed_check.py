@@ -75,6 +75,7 @@ for mode in THRESHOLDS:
             np.max(np.abs(s["history"].norm_before - m["history"].norm_before) / s["history"].norm_before)
         ),
         clip_rate=[s["history"].clip_rate, m["history"].clip_rate],
+        loss=float(np.max(np.abs(s["history"].loss - m["history"].loss) / np.abs(s["history"].loss))),
         counts=[s["autoclip_count"], m["autoclip_count"], s["zclip_count"], m["zclip_count"]],
         steps=len(m["history"]),
     )

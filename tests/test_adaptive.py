@@ -1,4 +1,4 @@
-"""Tests of the stateful adaptive clippers AutoClip and ZClip (gradlab.adaptive).
+"""Tests of the stateful adaptive clippers AutoClip and ZClip (gradlab.scaling.autoclip, gradlab.scaling.zclip).
 
 References: numpy.percentile (linear) for AutoClip (Seetharaman et al. 2020); the ZClip
 paper's z-score, reciprocal bound and EMA formulas (Kumar et al. 2025), computed by hand.
@@ -274,3 +274,16 @@ def test_scaler_skipped_step_does_not_touch_adaptive_state():
         after = [v.numpy() for v in getattr(scaler, mode).variables]
         for b, a in zip(before, after):
             np.testing.assert_array_equal(a, b)
+
+
+def test_autoclip_update_unchecked_gives_the_checked_bound():
+    """check=False (the Scaler's mode record, whose threshold was checked when set) leaves out only the check."""
+    checked, unchecked = gradlab.AutoClip(percentile=50), gradlab.AutoClip(percentile=50)
+    norms = [1.0, 3.0, 2.0, 7.0]
+    for n in norms:
+        a, b = checked.update(n, 50.0), unchecked.update(n, 50.0, check=False)
+    assert float(a) == float(b) == pytest.approx(np.percentile(norms, 50))
+    with pytest.raises(ValueError, match=r"percentile.*Received: percentile=150"):
+        checked.update(1.0, 150.0)
+    with pytest.raises(ValueError, match="Argument `check` must be True or False"):
+        checked.update(1.0, 50.0, check="no")

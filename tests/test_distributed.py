@@ -37,6 +37,7 @@ def test_trainer_equals_one_device_for_every_mode(result, mode):
     assert r["steps"] == 20
     assert r["weights"] < 1e-6, f"{mode}: weights differ by {r['weights']}"
     assert r["norm_before"] < 1e-5, "the recorded norm is the norm of the reduced gradient"
+    assert r["loss"] < 1e-5, "the recorded loss is the global batch's (the replicas' shares summed)"
     assert r["clip_rate"][0] == r["clip_rate"][1]
 
 

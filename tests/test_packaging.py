@@ -534,3 +534,130 @@ def test_every_room_is_packaged():
     folders = {".".join(p.parent.relative_to(ROOT).parts) for p in PACKAGE.rglob("__init__.py")}
     left_out = sorted(f for f in folders if not any(fnmatchcase(f, pattern) for pattern in include))
     assert len(folders) > 5 and not left_out, left_out
+
+
+# ---------------------------------------------------------------- modules a reader can hold
+MAX_LINES = 500
+# split on branch explore-lab
+NOT_YET_SPLIT = {"explore/advise.py", "lab/lab.py"}
+# The training step's modules: what training/ may hold (the problems, the advisor and the harness have rooms of their own).
+TRAINING_STEP = {
+    "__init__",
+    "trainer",
+    "inputs",
+    "evaluation",
+    "progress",
+    "update",
+    "recording",
+    "history",
+    "optimizer",
+    "optimizers",
+    "callbacks",
+    "per_example",
+}
+
+
+def test_no_module_is_over_500_lines():
+    long = {}
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE).as_posix()
+        lines = len(path.read_text().splitlines())
+        if lines > MAX_LINES and rel not in NOT_YET_SPLIT:
+            long[rel] = lines
+    assert not long, f"modules over {MAX_LINES} lines (split them by responsibility): {long}"
+
+
+def test_training_holds_only_the_training_step():
+    found = {p.stem for p in (PACKAGE / "training").glob("*.py")}
+    assert "trainer" in found and found <= TRAINING_STEP, f"not the training step: {sorted(found - TRAINING_STEP)}"
+
+
+def private_uses(path: Path) -> list[str]:
+    """Underscore names of other gradlab modules that ``path`` uses: ``from gradlab.x import _y`` and
+    ``x._y`` on an imported gradlab module. The ground floor's modules (``_checks``, ...) are exempt:
+    their helpers are there for every room. Dunder names and private modules (``exercises._common``) are
+    not private names of a module."""
+    modules = set(module_files())
+    package = ".".join(path.relative_to(PACKAGE).parent.parts) if path.is_relative_to(PACKAGE) else ""
+
+    def absolute(node: ast.ImportFrom) -> str:
+        if not node.level:
+            return node.module or ""
+        base = ["gradlab", *package.split(".")] if package else ["gradlab"]
+        base = base[: len(base) - (node.level - 1)]
+        return ".".join([*base, *([node.module] if node.module else [])])
+
+    def below(name: str) -> str | None:
+        """``"gradlab.a.b"`` -> ``"a.b"`` (``"gradlab"`` for the package); None outside gradlab."""
+        parts = name.split(".")
+        return (".".join(parts[1:]) or "gradlab") if parts[0] == "gradlab" else None
+
+    def exempt(module: str, attr: str) -> bool:
+        return (
+            not attr.startswith("_")
+            or attr.startswith("__")
+            or f"{module}.{attr}".removeprefix("gradlab.") in modules
+            or room(module) == "ground"
+        )
+
+    tree = ast.parse(path.read_text(), str(path))
+    bound: dict[str, str] = {}  # a local name -> the gradlab module it holds
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if below(alias.name) is not None:
+                    if alias.asname:
+                        bound[alias.asname] = below(alias.name)
+                    else:
+                        bound["gradlab"] = "gradlab"
+        elif isinstance(node, ast.ImportFrom):
+            source = below(absolute(node))
+            if source is None:
+                continue
+            for alias in node.names:
+                sub = alias.name if source == "gradlab" else f"{source}.{alias.name}"
+                if sub in modules:
+                    bound[alias.asname or alias.name] = sub
+                elif not exempt(source, alias.name):
+                    found.append(f"from {absolute(node)} import {alias.name}")
+
+    def dotted(node) -> str | None:
+        if isinstance(node, ast.Name):
+            return bound.get(node.id)
+        if isinstance(node, ast.Attribute):
+            inner = dotted(node.value)
+            if inner is None:
+                return None
+            name = node.attr if inner == "gradlab" else f"{inner}.{node.attr}"
+            return name if name in modules else None
+        return None
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            module = dotted(node.value)
+            if module is not None and not exempt(module, node.attr):
+                found.append(f"{module}.{node.attr}")
+    return found
+
+
+def test_private_name_parser_sees_both_forms(tmp_path):
+    (tmp_path / "m.py").write_text(
+        "from gradlab.display.plots import _list, finite\nfrom gradlab import _checks\n"
+        "from gradlab.scaler import modes as m\nimport gradlab.display.plots\n"
+        "m._by(1)\n_checks._fail('a', 'b', 1)\ngradlab.display.plots._thin(3, 2)\nm.__doc__\n"
+    )
+    assert private_uses(tmp_path / "m.py") == [
+        "from gradlab.display.plots import _list",
+        "scaler.modes._by",
+        "display.plots._thin",
+    ]
+
+
+def test_no_module_uses_another_modules_private_names():
+    found = {}
+    for module, path in module_files().items():
+        uses = private_uses(path)
+        if uses:
+            found[module] = uses
+    assert not found, f"private names of other modules (make them public or keep them at home): {found}"

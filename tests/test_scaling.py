@@ -493,19 +493,19 @@ def test_adaptive_clip_properties(w, g, lam):
 @pytest.mark.parametrize("shape", [(7,), (1000,), (33, 37), (64, 8), (3, 5, 41)], ids=str)
 def test_xla_squared_norms_sum_the_same_squares(shape):
     """Under XLA the squared norms are summed in rows of 8 first (faster on CPU): the same sum."""
-    from gradlab.scaling import clipping
+    from gradlab.scaling import kernels
 
     x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-    xla = tf.function(clipping.squared_norm, jit_compile=True)
+    xla = tf.function(kernels.squared_norm, jit_compile=True)
     assert float(xla(tf.constant(x))) == pytest.approx(float(np.sum(x.astype(np.float64) ** 2)), rel=1e-6)
 
 
 @pytest.mark.parametrize("n", [1000, (1 << 18) - 1, 1 << 18, 3 * (1 << 18) + 5], ids=str)
 def test_squared_norm_on_both_sides_of_the_fused_size(n):
     """Below FUSED_FROM entries reduce_sum(square), from there tf.nn.l2_loss: the same sum, eager and compiled."""
-    from gradlab.scaling import clipping
+    from gradlab.scaling import kernels
 
     x = np.random.default_rng(1).normal(size=n).astype(np.float32)
     reference = float(np.sum(x.astype(np.float64) ** 2))
-    for fn in (clipping.squared_norm, tf.function(clipping.squared_norm)):
+    for fn in (kernels.squared_norm, tf.function(kernels.squared_norm)):
         assert float(fn(tf.constant(x))) == pytest.approx(reference, rel=1e-5)

@@ -85,7 +85,7 @@ def advice_figure(advice: Advice, height: int = 720) -> go.Figure:
                 row=1,
                 col=1,
             )
-    rest = norms[advice._phase("rest")]
+    rest = norms[advice.history.steps >= advice.warmup]  # the steps after the warm-up
     rest = rest[np.isfinite(rest) & (rest > 0)]
     if rest.size:
         lo, hi = float(rest.min()), float(rest.max())

@@ -30,6 +30,7 @@ from plotly.subplots import make_subplots
 
 from gradlab import _checks
 from gradlab.display import plots, style
+from gradlab.display.panels import as_histories
 from gradlab.explore.compare import compare, resolve_optimizer, resolve_problem
 from gradlab.problems.builtin import PROBLEMS, make_problem
 from gradlab.scaler.modes import MODE_NAMES, check_mode, check_threshold
@@ -46,7 +47,7 @@ DEFAULT_LR = {"sgd": 0.5, "momentum": 0.01, "adam": 1e-3, "adamw": 1e-3, "rmspro
 
 def summary_table(histories: list[History]) -> str:
     """An HTML table of each run's summary."""
-    histories = plots._list(histories)
+    histories = as_histories(histories)
     head = ["run", "steps", "final loss", "mean clip rate", "skipped", "median norm", "p90 norm", "max norm"]
     validated = any(len(h.val_loss) for h in histories)
     accuracy = any(np.isfinite(h.val_accuracy).any() for h in histories)
@@ -85,7 +86,7 @@ def _fmt(v):
 
 def write_report(histories: list[History], path: str, title: str = "gradlab report", note: str = "") -> str:
     """Write the comparison of ``histories`` to ``path`` (standalone HTML); return the path."""
-    histories = plots._list(histories)
+    histories = as_histories(histories)
     _check_path(path)
     title, note = _checks.text("title", title), _checks.text("note", note)
     figures = [plots.overview(histories)]
@@ -112,7 +113,7 @@ table.summary td,table.summary th{{border:1px solid #ccc;padding:4px 10px;text-a
 
 def validation_figure(histories) -> go.Figure:
     """Validation loss (and accuracy, for a classification loss) against the training step, one line per run."""
-    hs = plots._list(histories)
+    hs = as_histories(histories)
     accuracy = any(np.isfinite(h.val_accuracy).any() for h in hs)
     fig = make_subplots(
         rows=1,
@@ -413,7 +414,7 @@ def main(argv=None) -> int:
         _checks.size("--seed", args.seed, low=0)
         _check_path(args.out, "--out")
         if args.loss is not None:
-            from gradlab.training.trainer import check_loss
+            from gradlab.training.inputs import check_loss
 
             check_loss(args.loss, "--loss")
         if args.model is not None:

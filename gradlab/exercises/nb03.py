@@ -51,7 +51,7 @@ def check_percentile_threshold(threshold, run=None, *, q: float = 75) -> bool:
 
     Args:
       threshold: the reader's answer, one number.
-      run: the :class:`~gradlab.history.History` of an unclipped run (its
+      run: the :class:`~gradlab.training.history.History` of an unclipped run (its
         ``norm_before`` is used), or an array of global norms. ``None`` (the
         default): notebook 03's unclipped digits run (:func:`notebook_run`).
       q: the exercise's setting, a percentile from 0 to 100 (default 75: clip a

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from gradlab.exercises._common import say
 from gradlab.scaling import adaptive_clip
-from gradlab.scaling.adaptive import AutoClip
+from gradlab.scaling.autoclip import AutoClip
 
 __all__ = ["AGC_TASK", "AUTOCLIP_TASK", "check_agc", "check_autoclip_bound"]
 

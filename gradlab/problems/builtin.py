@@ -258,7 +258,7 @@ def from_model(
     >>> a is not net and all((u == v).all() for u, v in zip(a.get_weights(), net.get_weights()))
     True
     """
-    from gradlab.training.trainer import check_loss  # the Trainer checks losses the same way
+    from gradlab.training.inputs import check_loss  # the Trainer checks losses the same way
 
     loss = check_loss(loss)
     seed = _seed(seed)
@@ -272,7 +272,7 @@ def from_model(
         dataset, x = check_dataset(x, "x"), None
         sample_x, sample_y = first_batch(dataset)
     else:
-        from gradlab.training.trainer import check_arrays
+        from gradlab.training.inputs import check_arrays
 
         check_arrays(x, y)
         sample_x, sample_y = _first_rows(x, 2), _first_rows(y, 2, "y")
@@ -369,10 +369,10 @@ def first_batch(dataset) -> tuple:
 
 def check_fits(model, loss, x, y, name: str = "x", shape=None) -> None:
     """Call ``model`` on the samples ``x`` and ``loss`` on ``(y, prediction)``; refuse clearly what does not fit."""
-    from gradlab.training.trainer import _check_input_shape  # the Trainer's own check, with the expected shape
+    from gradlab.training.inputs import check_input_shape  # the Trainer's own check, with the expected shape
 
     shape = tuple(getattr(x, "shape", ()) if shape is None else shape)
-    _check_input_shape(model, name, shape)
+    check_input_shape(model, name, shape)
     try:
         pred = model(x, training=False)
     except Exception as err:  # noqa: BLE001 - Keras raises several types for inputs that do not fit

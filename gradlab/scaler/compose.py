@@ -10,7 +10,7 @@ import keras
 from gradlab import _checks
 from gradlab.scaler.transform import call_transform, variable_name
 from gradlab.scaler.transform import check_transform as _check_transform
-from gradlab.scaling.clipping import scale, values_of, with_values
+from gradlab.scaling.kernels import scale, values_of, with_values
 
 __all__ = ["Chain", "Selective"]
 

@@ -9,6 +9,10 @@ the pure functions use too (``clip_by_norm`` and mode ``"norm"`` both call
 record here (and its tests); the Scaler, the recorder, the lab and the report
 read everything from the records.
 
+Each formula's docstring names the pure function of :mod:`gradlab.scaling` that does
+the same outside a compiled step (``"global_norm"``: :func:`~gradlab.scaling.clipping.clip_by_global_norm`);
+:meth:`Scaler.plan <gradlab.scaler.scaler.Scaler.plan>` picks the record in force and applies its decision.
+
 ``decide(m, t, ctx)`` works on :class:`Measured` (one squared norm per tensor,
 taken in one pass over the gradients) and returns a :class:`Decision`: one
 factor per tensor, or one per unit for AGC, so that switching modes costs a few
@@ -126,32 +130,39 @@ def _everywhere(m: Measured, factor) -> tf.Tensor:
 
 
 def _none(m, t, ctx):
+    """Mode ``"none"``: the gradients as they are."""
     return Decision(tf.ones([len(m.values)]), _no_units(m), tf.constant(_INF), m.squared)
 
 
 def _value(m, t, ctx):
+    """Mode ``"value"``; the pure function: :func:`gradlab.scaling.clipping.clip_by_value`."""
     # ||clip(v, -t, t)||**2 without building the clipped tensor
     after = tf.stack([value_squares_after(v, t) for v in m.values])
     return Decision(tf.ones([len(m.values)]), _no_units(m), tf.cast(t, tf.float32), after)
 
 
 def _norm(m, t, ctx):
+    """Mode ``"norm"``; the pure function: :func:`gradlab.scaling.clipping.clip_by_norm`."""
     return _by(m, clip_factor(m.each, t), t)
 
 
 def _global_norm(m, t, ctx):
+    """Mode ``"global_norm"``; the pure function: :func:`gradlab.scaling.clipping.clip_by_global_norm`."""
     return _by(m, _everywhere(m, clip_factor(m.norm, t)), t)
 
 
 def _normalize(m, t, ctx):
+    """Mode ``"normalize"``; the pure function: :func:`gradlab.scaling.clipping.normalize`."""
     return _by(m, normalize_factor(m.each, t, ctx.normalize_eps), t)
 
 
 def _global_normalize(m, t, ctx):
+    """Mode ``"global_normalize"``; the pure function: :func:`gradlab.scaling.clipping.normalize_global`."""
     return _by(m, _everywhere(m, normalize_factor(m.norm, t, ctx.normalize_eps)), t)
 
 
 def _agc(m, t, ctx):
+    """Mode ``"agc"``; the pure function: :func:`gradlab.scaling.agc.adaptive_clip`."""
     if m.variables is None:
         _needs_variables(m, "agc")
         return _none(m, t, ctx)
@@ -173,6 +184,7 @@ def _count(v):
 
 
 def _block_rms(m, t, ctx):
+    """Mode ``"block_rms"``; the pure function: :func:`gradlab.scaling.rms.clip_by_block_rms`."""
     sizes = _sizes(m)
     factors = block_rms_factor(m.each / tf.sqrt(sizes), t)
     return _by(m, factors, t * tf.sqrt(tf.reduce_sum(sizes)))  # each RMS <= t: global norm <= t * sqrt(N)
@@ -184,6 +196,7 @@ def _needs_variables(m, name):
 
 
 def _trust_ratio(m, t, ctx):
+    """Mode ``"trust_ratio"``; the pure function: :func:`gradlab.scaling.trust_ratio.scale_by_trust_ratio`."""
     if m.variables is None:
         _needs_variables(m, "trust_ratio")
         return _none(m, t, ctx)
@@ -192,15 +205,18 @@ def _trust_ratio(m, t, ctx):
 
 
 def _adagc(m, t, ctx):
+    """Mode ``"adagc"``; the transform on its own: :class:`gradlab.scaling.adagc.AdaGC`."""
     return _by(m, ctx.adagc.update(m.squared, lambda_rel=t), tf.constant(_INF))
 
 
 def _autoclip(m, t, ctx):
-    bound = ctx.autoclip._update(m.norm, t)  # t was checked when it was set
+    """Mode ``"autoclip"``; the transform on its own: :class:`gradlab.scaling.autoclip.AutoClip`."""
+    bound = ctx.autoclip.update(m.norm, t, check=False)  # t was checked when it was set
     return _by(m, _everywhere(m, bound_factor(m.norm, bound)), bound)
 
 
 def _zclip(m, t, ctx):
+    """Mode ``"zclip"``; the transform on its own: :class:`gradlab.scaling.zclip.ZClip`."""
     bound = ctx.zclip.update(m.norm, t)
     return _by(m, _everywhere(m, bound_factor(m.norm, bound)), bound)
 

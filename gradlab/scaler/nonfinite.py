@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from gradlab import _checks
 from gradlab.scaler.modes import NONFINITE_POLICIES, Measured
-from gradlab.scaling.clipping import squared_norm
+from gradlab.scaling.kernels import squared_norm
 
 __all__ = ["NonFinite", "measure"]
 

@@ -28,8 +28,9 @@ from gradlab.scaler.modes import MODE_NAMES, MODES, STATEFUL, Decision, Measured
 from gradlab.scaler.nonfinite import NonFinite, measure
 from gradlab.scaler.transform import Custom, check_transform, replace_values, spread, variable_name
 from gradlab.scaling.adagc import AdaGC, check_adagc_options
-from gradlab.scaling.adaptive import AutoClip, ZClip, check_alpha, check_history_size, check_warmup
-from gradlab.scaling.clipping import scale, values_of
+from gradlab.scaling.autoclip import AutoClip, check_history_size
+from gradlab.scaling.kernels import scale, values_of
+from gradlab.scaling.zclip import ZClip, check_alpha, check_warmup
 
 __all__ = ["Info", "Plan", "Scaler"]
 

@@ -12,7 +12,7 @@ import inspect
 import tensorflow as tf
 
 from gradlab.scaler.modes import Measured
-from gradlab.scaling.clipping import squared_norm, values_of, with_values
+from gradlab.scaling.kernels import squared_norm, values_of, with_values
 
 __all__ = ["Custom", "call_transform", "check_transform", "replace_values", "spread", "variable_name"]
 

@@ -1,9 +1,12 @@
 """The pure math: gradient scaling functions on lists of gradients.
 
 - :mod:`~gradlab.scaling.clipping`: clip by value, by each tensor's norm, by the
-  global norm; normalization; the norms themselves.
+  global norm; normalization; the norms themselves. Read it first.
+- :mod:`~gradlab.scaling.kernels`: the kernels under them (a gradient's values, the
+  fast sum of squares).
 - :mod:`~gradlab.scaling.agc`: adaptive gradient clipping, unit by unit.
-- :mod:`~gradlab.scaling.adaptive`: AutoClip and ZClip, which keep state.
+- :mod:`~gradlab.scaling.autoclip`: AutoClip, clipping at a percentile of past norms.
+- :mod:`~gradlab.scaling.zclip`: ZClip, clipping z-score spikes against an EMA of norms.
 - :mod:`~gradlab.scaling.per_example`: per-example clipping (DP-SGD's clipping step).
 - :mod:`~gradlab.scaling.rms`: block-RMS clipping (Adafactor's update clipping).
 - :mod:`~gradlab.scaling.trust_ratio`: the layer-wise trust ratio of LARS and LAMB.
@@ -14,23 +17,23 @@ Nothing here knows about modes, optimizers or training.
 """
 
 from gradlab.scaling.adagc import AdaGC
-from gradlab.scaling.adaptive import AUTOCLIP_VARIANTS, AutoClip, ZClip
 from gradlab.scaling.agc import adaptive_clip, unit_norms
+from gradlab.scaling.autoclip import AUTOCLIP_VARIANTS, AutoClip
 from gradlab.scaling.clipping import (
     clip_by_global_norm,
     clip_by_norm,
     clip_by_value,
-    fused_squared_norm,
     global_norm,
     normalize,
     normalize_global,
-    squared_norm,
     tensor_norms,
 )
+from gradlab.scaling.kernels import squared_norm
 from gradlab.scaling.per_example import per_example_global_norm_clip, per_example_layer_norm_clip, per_example_norms
 from gradlab.scaling.rms import block_rms, clip_by_block_rms
 from gradlab.scaling.spam import SpikeAwareClip
 from gradlab.scaling.trust_ratio import scale_by_trust_ratio, trust_ratios
+from gradlab.scaling.zclip import ZClip
 
 __all__ = [
     "AUTOCLIP_VARIANTS",
@@ -44,7 +47,6 @@ __all__ = [
     "clip_by_global_norm",
     "clip_by_norm",
     "clip_by_value",
-    "fused_squared_norm",
     "global_norm",
     "normalize",
     "normalize_global",

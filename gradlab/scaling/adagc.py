@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from gradlab import _checks
 from gradlab._state import state_variable
-from gradlab.scaling.clipping import scale, squared_norm, values_of, with_values
+from gradlab.scaling.kernels import scale, squared_norm, values_of, with_values
 
 __all__ = ["AdaGC"]
 

@@ -13,7 +13,8 @@ import numbers
 import tensorflow as tf
 
 from gradlab import _checks
-from gradlab.scaling.clipping import _threshold, clip_factor, scale, values_of, with_values
+from gradlab.scaling.clipping import check_threshold, clip_factor
+from gradlab.scaling.kernels import scale, values_of, with_values
 
 __all__ = ["adaptive_clip", "agc_factors", "agc_values", "check_axis", "unit_axes", "unit_norms", "unit_squares"]
 
@@ -124,6 +125,10 @@ def adaptive_clip(grads, variables, clipping=0.01, eps=1e-3, axis=None) -> list:
     ``IndexedSlices``, the gradient's unit norms come from its ``values`` and the
     weight's from the whole variable.
 
+    In a compiled step (a :class:`~gradlab.scaler.scaler.Scaler` in the Trainer or ``ScaledOptimizer``),
+    mode ``"agc"`` does the same: its record ``MODES["agc"]`` in :mod:`gradlab.scaler.modes`
+    decides, and :meth:`Scaler.plan <gradlab.scaler.scaler.Scaler.plan>` applies the decision.
+
     Args:
       grads: list of tensors, ``tf.IndexedSlices`` or ``None``.
       variables: the variables (or weight tensors) the gradients belong to, same length.
@@ -161,7 +166,7 @@ def adaptive_clip(grads, variables, clipping=0.01, eps=1e-3, axis=None) -> list:
                 f"is relative to the weight's norm). Received: variables[{i}]={w!r} for grads[{i}] of shape "
                 f"{tuple(values_of(g).shape.as_list())}"
             )
-    clipping = _threshold("clipping", clipping)
+    clipping = check_threshold("clipping", clipping)
     eps = _checks.number("eps", eps)
     axis = check_axis(axis)
     if axis is not None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from gradlab import _checks
-from gradlab.scaling.clipping import _threshold, merge_duplicates, scale, values_of, with_values
+from gradlab.scaling.clipping import check_threshold
+from gradlab.scaling.kernels import merge_duplicates, scale, values_of, with_values
 
 __all__ = ["block_rms", "block_rms_factor", "clip_by_block_rms"]
 
@@ -46,6 +47,10 @@ def clip_by_block_rms(grads, threshold) -> list:
     with the tensor's size: a tensor of :math:`n` entries is clipped to a norm of
     :math:`d\sqrt{n}`.
 
+    In a compiled step (a :class:`~gradlab.scaler.scaler.Scaler` in the Trainer or ``ScaledOptimizer``),
+    mode ``"block_rms"`` does the same: its record ``MODES["block_rms"]`` in :mod:`gradlab.scaler.modes`
+    decides, and :meth:`Scaler.plan <gradlab.scaler.scaler.Scaler.plan>` applies the decision.
+
     Args:
       grads: list of tensors, ``tf.IndexedSlices`` or ``None``.
       threshold: positive float :math:`d`; Adafactor uses 1.0.
@@ -62,7 +67,7 @@ def clip_by_block_rms(grads, threshold) -> list:
     [[1.2, 1.6, 0.0, 0.0], [0.1]]
     """
     grads = _checks.grad_list(grads)
-    threshold = _threshold("threshold", threshold)
+    threshold = check_threshold("threshold", threshold)
     out = []
     for g in grads:
         if g is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from gradlab import _checks
-from gradlab.scaling.clipping import scale, squared_norm, values_of, with_values
+from gradlab.scaling.kernels import scale, squared_norm, values_of, with_values
 
 __all__ = ["scale_by_trust_ratio", "trust_factor", "trust_ratios"]
 
@@ -70,6 +70,10 @@ def scale_by_trust_ratio(grads, variables, min_norm=0.0, trust_coefficient=1.0, 
     the defaults every tensor gets the norm of its weight: this is a normalisation,
     not a clip (the ratio may exceed 1); the learning rate then sets the step as a
     fraction of the weight.
+
+    In a compiled step (a :class:`~gradlab.scaler.scaler.Scaler` in the Trainer or ``ScaledOptimizer``),
+    mode ``"trust_ratio"`` does the same: its record ``MODES["trust_ratio"]`` in :mod:`gradlab.scaler.modes`
+    decides, and :meth:`Scaler.plan <gradlab.scaler.scaler.Scaler.plan>` applies the decision.
 
     Args:
       grads: list of tensors, ``tf.IndexedSlices`` or ``None`` (the update of each

@@ -1,6 +1,8 @@
 """Training: the instrumented step, which records every statistic from the real gradients.
 
-- :mod:`~gradlab.training.trainer`: :class:`Trainer`, a compiled custom step.
+- :mod:`~gradlab.training.trainer`: :class:`Trainer`, a compiled custom step; the
+  checks of its inputs (:mod:`~gradlab.training.inputs`), its held-out evaluation
+  (:mod:`~gradlab.training.evaluation`) and progress display (:mod:`~gradlab.training.progress`).
 - :mod:`~gradlab.training.optimizer`: :class:`ScaledOptimizer`, for ``model.fit``.
 - :mod:`~gradlab.training.callbacks`: :class:`GradientStats`, the ``model.fit`` callback.
 - :mod:`~gradlab.training.update`: the update itself (scale, apply, measure).

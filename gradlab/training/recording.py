@@ -24,7 +24,7 @@ from gradlab._state import scatter, state_variable
 from gradlab.scaler.modes import MODE_NAMES
 from gradlab.scaler.scaler import Info
 from gradlab.scaler.transform import variable_name
-from gradlab.scaling.clipping import squared_norm
+from gradlab.scaling.kernels import squared_norm
 from gradlab.training.history import PER_EXAMPLE, Columns, History
 
 __all__ = ["Recorder", "Update", "layer_groups", "measure_update", "weights_before"]

@@ -8,19 +8,22 @@ ratios, the loss scale, a skipped-step flag, and the mode and threshold in force
 Statistics go to preallocated ``tf.Variable`` buffers; the host reads them only
 every ``capacity`` steps or at the end.
 
-Mode and threshold live in the :class:`~gradlab.transforms.Scaler`'s variables:
+Mode and threshold live in the :class:`~gradlab.scaler.scaler.Scaler`'s variables:
 ``trainer.scaler.set(...)`` between steps (from a widget, another thread) takes
 effect at the next step and never retraces.
 
-``model.fit`` users get the same :class:`~gradlab.history.History` from the
-:class:`GradientStats` callback with a :class:`~gradlab.optimizer.ScaledOptimizer`.
+``model.fit`` users get the same :class:`~gradlab.training.history.History` from the
+:class:`~gradlab.training.callbacks.GradientStats` callback with a
+:class:`~gradlab.training.optimizer.ScaledOptimizer`.
+
+The Trainer's inputs are checked in :mod:`gradlab.training.inputs`, its held-out
+evaluation is :mod:`gradlab.training.evaluation`, its progress display
+:mod:`gradlab.training.progress`.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import time
 
 import keras
 import tensorflow as tf
@@ -28,13 +31,16 @@ import tensorflow as tf
 from gradlab import _checks
 from gradlab.scaler.modes import MODE_NAMES
 from gradlab.scaler.scaler import Scaler
+from gradlab.training.evaluation import Evaluator
 from gradlab.training.history import History
+from gradlab.training.inputs import batches, check_loss, check_training_data
 from gradlab.training.optimizer import ScaledOptimizer
 from gradlab.training.per_example import PerExample, check_l2_norm_clip
+from gradlab.training.progress import Progress
 from gradlab.training.recording import Recorder
 from gradlab.training.update import instrumented_update
 
-__all__ = ["Trainer", "check_arrays", "check_loss", "setup"]
+__all__ = ["Trainer", "setup"]
 
 
 def setup(seed: int = 0, deterministic: bool = True, quiet: bool = True) -> None:
@@ -56,14 +62,6 @@ def setup(seed: int = 0, deterministic: bool = True, quiet: bool = True) -> None
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-
-
-def _dataset(x, y, batch_size, shuffle, seed):
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    # Fixed batch shape: a ragged last batch would retrace the step.
-    return ds.batch(batch_size, drop_remainder=True).repeat().prefetch(2)
 
 
 class Trainer:
@@ -163,6 +161,7 @@ class Trainer:
         _checks.size("noise_seed", noise_seed, low=0)
         self.model = model
         self.loss = check_loss(loss)
+        self._evaluator = Evaluator(model, self.loss)  # fit's validation_data
         self.optimizer = optimizer
         self.scaler = scaler if scaler is not None else Scaler("none")
         self.steps_per_call = _checks.number("steps_per_call", steps_per_call, low=1, low_open=False, integer=True)
@@ -284,7 +283,8 @@ class Trainer:
                 share = share + tf.add_n([tf.cast(extra, tf.float32) for extra in self.model.losses]) / n
         grads = tape.gradient(share, self.variables)
         ctx = tf.distribute.get_replica_context()
-        self._replicated._loss.value = ctx.all_reduce(tf.distribute.ReduceOp.SUM, share)
+        # The step's loss, as Keras' train step hands it over (scale_loss keeps it for the recorder).
+        self._replicated.scale_loss(ctx.all_reduce(tf.distribute.ReduceOp.SUM, share))
         self._replicated.apply(grads, self.variables)
 
     def _step_on_iterator(self, iterator):
@@ -310,34 +310,10 @@ class Trainer:
 
     def _iterator(self, x, y, dataset, batch_size, shuffle, seed):
         """The iterator over this data, reused when the same data comes again."""
-        if dataset is None:
-            n = check_arrays(x, y)
-            _check_input_shape(self.model, "x", getattr(x, "shape", None))
-            if n < batch_size:
-                raise ValueError(
-                    f"Argument `batch_size` must be at most the number of samples ({n}). "
-                    f"Received: batch_size={batch_size}"
-                )
-            key = (id(x), id(y), batch_size, shuffle, seed)
-        elif not isinstance(dataset, tf.data.Dataset):
-            raise ValueError(f"Argument `dataset` must be a tf.data.Dataset. Received: dataset={dataset!r}")
-        elif x is not None or y is not None:
-            raise ValueError(
-                "Pass either `x` and `y` arrays or a `dataset`, not both (the dataset would be trained on "
-                f"and the arrays ignored). Received: x of type {type(x).__name__}, y of type "
-                f"{type(y).__name__} and a dataset"
-            )
-        else:
-            spec = dataset.element_spec
-            if not isinstance(spec, tuple) or len(spec) < 2:
-                raise ValueError(
-                    f"Argument `dataset` must yield (x, y) batches. Received: a dataset whose elements are {spec!r}"
-                )
-            _check_input_shape(self.model, "dataset", getattr(spec[0], "shape", None))
-            key = (id(dataset),)
+        key = check_training_data(self.model, x, y, dataset, batch_size, shuffle, seed)
         if getattr(self, "_source", (None,))[0] != key:
             if dataset is None:
-                ds = _dataset(x, y, batch_size, shuffle, seed)
+                ds = batches(x, y, batch_size, shuffle, seed)
             elif dataset.cardinality() == tf.data.INFINITE_CARDINALITY:
                 ds = dataset  # already repeated: another repeat() would be one more stage per batch
             else:
@@ -413,10 +389,10 @@ class Trainer:
         every = max(1, steps // 10) if validation_every is None else validation_every
         every = _checks.size("validation_every", every)
         iterator = self._iterator(x, y, dataset, batch_size, shuffle, seed)
-        held_out = _validation_set(self, validation_data, x, y, batch_size)  # checked before any step
+        held_out = self._evaluator.held_out(validation_data, x, y, batch_size)  # checked before any step
         next_eval = min(every, steps) if held_out is not None else steps
         run = History.empty(self.recorder.layer_names, MODE_NAMES, self.label)
-        bar = _Progress(steps, self.label) if progress else None
+        bar = Progress(steps, self.label) if progress else None
         done = pending = 0
 
         def read():
@@ -444,7 +420,7 @@ class Trainer:
                 read()
                 pending = 0
                 if held_out is not None and done == next_eval:  # after read(): val_step is the steps recorded
-                    val_loss, val_accuracy = _evaluate(self, held_out)
+                    val_loss, val_accuracy = self._evaluator.evaluate(held_out)
                     run.add_validation(val_loss, val_accuracy)
                     self.history.add_validation(val_loss, val_accuracy)
                     next_eval = min(done + every, steps)
@@ -489,67 +465,6 @@ def _assertion_text(message: str) -> str:
     return " ".join(parts) + ". Use nonfinite='skip' to skip such steps or 'zero' to zero the bad entries."
 
 
-def _check_input_shape(model, name, shape):
-    """Check that samples of ``shape`` (with the batch axis) fit a model with one known input."""
-    inputs = getattr(model, "inputs", None)
-    if shape is None or not inputs or len(inputs) != 1 or getattr(inputs[0], "shape", None) is None:
-        return  # subclassed models and several inputs: Keras checks when the step is traced
-    expected = tf.TensorShape(inputs[0].shape)[1:]
-    got = tf.TensorShape(shape)
-    if got.rank is not None and not got[1:].is_compatible_with(expected):
-        raise ValueError(
-            f"Argument `{name}` must hold samples of the shape the model takes, "
-            f"{tuple([None] + expected.as_list())}. Received: {name} of shape {tuple(got.as_list())}"
-        )
-
-
-def check_loss(loss, name: str = "loss"):
-    """A Keras loss object, a loss name (``"mse"``) or a function ``loss(y_true, y_pred)``."""
-    if isinstance(loss, str):
-        try:
-            return keras.losses.get(loss)
-        except (ValueError, TypeError):
-            raise ValueError(
-                f"Argument `{name}` must be a Keras loss, the name of one (such as 'mse' or "
-                f"'sparse_categorical_crossentropy') or a function loss(y_true, y_pred). Received: {name}={loss!r}"
-            ) from None
-    if loss is None or not callable(loss) or isinstance(loss, type):
-        raise ValueError(
-            f"Argument `{name}` must be a Keras loss (such as keras.losses.MeanSquaredError()), the name of "
-            f"one or a function loss(y_true, y_pred). Received: {name}={loss!r}"
-        )
-    return loss
-
-
-def check_arrays(x, y) -> int:
-    """Check that ``x`` and ``y`` are given and hold the same number of samples; return it."""
-    if x is None or y is None:
-        raise ValueError(
-            "Arguments `x` and `y` must both be arrays (or pass a `dataset`). "
-            f"Received: x={'None' if x is None else type(x).__name__}, y={'None' if y is None else type(y).__name__}"
-        )
-    lengths = []
-    for name, a in (("x", x), ("y", y)):
-        shape = getattr(a, "shape", None)
-        if shape is not None and len(shape) == 0:
-            raise ValueError(f"Argument `{name}` must have a leading sample axis. Received: {name} of shape ()")
-        try:
-            lengths.append(int(shape[0]) if shape is not None else len(a))
-        except TypeError:
-            raise ValueError(
-                f"Argument `{name}` must be an array of samples (numpy array, tensor or list). "
-                f"Received: {name} of type {type(a).__name__}"
-            ) from None
-    if lengths[0] != lengths[1]:
-        raise ValueError(
-            "Arguments `x` and `y` must hold the same number of samples. "
-            f"Received: len(x)={lengths[0]}, len(y)={lengths[1]}"
-        )
-    if lengths[0] == 0:
-        raise ValueError("Arguments `x` and `y` must hold at least one sample. Received: len(x)=0")
-    return lengths[0]
-
-
 def _divides_by_replicas(loss) -> bool:
     """Keras losses with a mean reduction already divide by the number of replicas
     inside a tf.distribute replica (keras.losses.loss.scale_loss_for_distribution)."""
@@ -573,149 +488,3 @@ def _times(g, c):
     if isinstance(g, tf.IndexedSlices):
         return tf.IndexedSlices(g.values * tf.cast(c, g.values.dtype), g.indices, g.dense_shape)
     return g * tf.cast(c, g.dtype)
-
-
-class _Progress:
-    """A progress bar widget in Jupyter, a text line elsewhere."""
-
-    def __init__(self, total, label=""):
-        self.total, self.label, self.start = total, label, time.perf_counter()
-        self.widget = None
-        if "ipykernel" in sys.modules:
-            try:
-                import ipywidgets as w
-                from IPython.display import display
-
-                self.widget = w.HBox([w.IntProgress(max=total, description=label or "training"), w.Label()])
-                display(self.widget)
-            except ImportError:  # pragma: no cover - ipywidgets is a dependency
-                self.widget = None
-
-    def update(self, done, run):
-        loss = run.loss[-1] if len(run) else float("nan")
-        text = f"{done}/{self.total} steps, loss {loss:.4g}, {time.perf_counter() - self.start:.1f}s"
-        if self.widget is not None:
-            self.widget.children[0].value = done
-            self.widget.children[1].value = text
-        else:
-            print(f"{self.label + ': ' if self.label else ''}{text}", file=sys.stderr)
-
-    def close(self):
-        if self.widget is not None:
-            self.widget.children[0].bar_style = "success"
-
-
-# ------------------------------------------------------------ validation (Trainer.fit's held-out evaluation)
-def _accuracy_kind(loss) -> str | None:
-    """How to score accuracy for ``loss``: "sparse", "categorical", "binary", "binary_logits" or None (no accuracy)."""
-    losses = keras.losses
-    if isinstance(loss, losses.SparseCategoricalCrossentropy) or loss is losses.sparse_categorical_crossentropy:
-        return "sparse"
-    if isinstance(loss, (losses.CategoricalCrossentropy, losses.CategoricalFocalCrossentropy)) or loss in (
-        losses.categorical_crossentropy,
-        losses.categorical_focal_crossentropy,
-    ):
-        return "categorical"
-    if isinstance(loss, (losses.BinaryCrossentropy, losses.BinaryFocalCrossentropy)):
-        return "binary_logits" if loss.get_config().get("from_logits") else "binary"
-    if loss in (losses.binary_crossentropy, losses.binary_focal_crossentropy):
-        return "binary"
-    return None
-
-
-class _HeldOut:
-    """A validation set ready to evaluate: batches, and how to score accuracy."""
-
-    def __init__(self, dataset, kind, keep):
-        self.dataset, self.kind, self.keep = dataset, kind, keep
-
-
-def _validation_set(trainer, validation_data, x, y, batch_size):
-    """``validation_data`` checked and batched (cached per trainer while the same objects come again), or None."""
-    import numpy as np
-
-    if validation_data is None:
-        return None
-    if isinstance(validation_data, tf.data.Dataset):
-        spec = validation_data.element_spec
-        if not isinstance(spec, tuple) or len(spec) != 2:
-            raise ValueError(
-                f"Argument `validation_data` must yield (x, y) batches. Received: a dataset whose elements are {spec!r}"
-            )
-        if int(validation_data.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
-            raise ValueError(
-                "Argument `validation_data` must be a finite dataset (it is evaluated to its end): remove "
-                "`.repeat()`. Received: validation_data with infinite cardinality"
-            )
-        _check_input_shape(trainer.model, "validation_data", getattr(spec[0], "shape", None))
-        key = (id(validation_data),)
-    else:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise _checks._fail(
-                "validation_data", "a pair (x_val, y_val) of arrays or a finite tf.data.Dataset", validation_data
-            )
-        x_val, y_val = validation_data
-        try:
-            check_arrays(x_val, y_val)
-        except ValueError as err:
-            raise ValueError(f"{err} (in `validation_data`: (x_val, y_val))") from None
-        _check_input_shape(trainer.model, "validation_data", getattr(x_val, "shape", None))
-        for what, got, train in (("x_val", x_val, x), ("y_val", y_val, y)):
-            a, b = tuple(np.shape(got))[1:], tuple(np.shape(train))[1:] if train is not None else None
-            if b is not None and a != b and not (what == "y_val" and np.prod(a) == np.prod(b)):
-                raise ValueError(
-                    f"Argument `validation_data` must hold samples shaped like the training data: {what} samples "
-                    f"of shape {b}. Received: {what} of shape {tuple(np.shape(got))}"
-                )
-        key = (id(x_val), id(y_val), batch_size)
-    cached = getattr(trainer, "_gradlab_validation", None)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    if isinstance(validation_data, tf.data.Dataset):
-        batches = validation_data
-    else:
-        batches = tf.data.Dataset.from_tensor_slices(tuple(validation_data)).batch(max(batch_size, 256))
-    held_out = _HeldOut(batches, _accuracy_kind(trainer.loss), validation_data)  # keeps the data alive with its id
-    trainer._gradlab_validation = (key, held_out)
-    return held_out
-
-
-def _evaluate(trainer, held_out) -> tuple[float, float]:
-    """Mean validation loss and accuracy (NaN without a classification loss) at the current weights."""
-    fns = trainer.__dict__.setdefault("_gradlab_evaluators", {})
-    if held_out.kind not in fns:
-        fns[held_out.kind] = tf.function(lambda ds: _evaluation_sums(trainer, ds, held_out.kind))
-    loss_sum, correct, scored, samples = (float(v) for v in fns[held_out.kind](held_out.dataset))
-    if samples == 0:
-        raise ValueError("Argument `validation_data` must hold at least one sample. Received: an empty dataset")
-    accuracy = correct / scored if held_out.kind is not None and scored > 0 else float("nan")
-    return loss_sum / samples, accuracy
-
-
-def _evaluation_sums(trainer, ds, kind):
-    """Sums over the batches of ``ds``: loss x samples, correct and scored predictions, samples."""
-    model, totals = trainer.model, tf.zeros([4])
-    for xb, yb in ds:
-        pred = model(xb, training=False)
-        n = tf.cast(tf.shape(pred)[0], tf.float32)
-        loss = tf.reduce_mean(tf.cast(trainer.loss(yb, pred), tf.float32))
-        if model.losses:
-            loss = loss + tf.add_n([tf.cast(extra, tf.float32) for extra in model.losses])
-        hits = _hits(yb, tf.cast(pred, tf.float32), kind)
-        totals += tf.stack([loss * n, tf.reduce_sum(hits), tf.cast(tf.size(hits), tf.float32), n])
-    return totals
-
-
-def _hits(y, pred, kind):
-    """1.0 per correct prediction, 0.0 per wrong one (an empty vector without a classification loss)."""
-    if kind == "sparse":
-        return tf.cast(
-            tf.equal(tf.reshape(tf.cast(y, tf.int64), [-1]), tf.reshape(tf.argmax(pred, -1), [-1])), tf.float32
-        )
-    if kind == "categorical":
-        return tf.cast(tf.equal(tf.argmax(y, -1), tf.argmax(pred, -1)), tf.float32)
-    if kind in ("binary", "binary_logits"):
-        cut = 0.0 if kind == "binary_logits" else 0.5
-        p = tf.reshape(pred, [-1]) > cut
-        return tf.cast(tf.equal(tf.reshape(tf.cast(y, tf.float32), [-1]) > 0.5, p), tf.float32)
-    return tf.zeros([0])

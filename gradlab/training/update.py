@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from gradlab.scaling.clipping import merge_duplicates
+from gradlab.scaling.kernels import merge_duplicates
 from gradlab.training.recording import Update, measure_update, weights_before
 
 __all__ = ["instrumented_update"]
