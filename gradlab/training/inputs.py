@@ -32,33 +32,55 @@ def check_loss(loss, name: str = "loss"):
     return loss
 
 
+def _leaves(name: str, a) -> list[tuple[str, object]]:
+    """The arrays of ``a`` with their names: ``a`` itself, or each entry of a dict, tuple or list of
+    arrays (what ``model.fit`` takes for a model with several inputs or outputs)."""
+    if isinstance(a, dict):
+        if not a:
+            raise ValueError(f"Argument `{name}` must not be an empty dict. Received: {name}={{}}")
+        return [leaf for k, v in a.items() for leaf in _leaves(f"{name}[{k!r}]", v)]
+    if isinstance(a, tuple) or (isinstance(a, list) and a and all(hasattr(v, "shape") for v in a)):
+        return [leaf for i, v in enumerate(a) for leaf in _leaves(f"{name}[{i}]", v)]
+    return [(name, a)]
+
+
 def check_arrays(x, y) -> int:
-    """Check that ``x`` and ``y`` are given and hold the same number of samples; return it."""
+    """Check that ``x`` and ``y`` are given and hold the same number of samples; return it.
+
+    Each may be an array (numpy, tensor or list) or, as ``model.fit`` takes them, a dict, tuple or
+    list of arrays (a model with several inputs or outputs): every array must hold as many samples.
+    """
     if x is None or y is None:
         raise ValueError(
             "Arguments `x` and `y` must both be arrays (or pass a `dataset`). "
             f"Received: x={'None' if x is None else type(x).__name__}, y={'None' if y is None else type(y).__name__}"
         )
-    lengths = []
-    for name, a in (("x", x), ("y", y)):
+    lengths = {}
+    for name, a in [*_leaves("x", x), *_leaves("y", y)]:
         shape = getattr(a, "shape", None)
         if shape is not None and len(shape) == 0:
             raise ValueError(f"Argument `{name}` must have a leading sample axis. Received: {name} of shape ()")
         try:
-            lengths.append(int(shape[0]) if shape is not None else len(a))
+            lengths[name] = int(shape[0]) if shape is not None else len(a)
         except TypeError:
             raise ValueError(
                 f"Argument `{name}` must be an array of samples (numpy array, tensor or list). "
                 f"Received: {name} of type {type(a).__name__}"
             ) from None
-    if lengths[0] != lengths[1]:
+    if len(set(lengths.values())) > 1:
+        if list(lengths) == ["x", "y"]:
+            raise ValueError(
+                "Arguments `x` and `y` must hold the same number of samples. "
+                f"Received: len(x)={lengths['x']}, len(y)={lengths['y']}"
+            )
         raise ValueError(
-            "Arguments `x` and `y` must hold the same number of samples. "
-            f"Received: len(x)={lengths[0]}, len(y)={lengths[1]}"
+            "Arguments `x` and `y` must hold the same number of samples in every array. Received: "
+            + ", ".join(f"len({k})={n}" for k, n in lengths.items())
         )
-    if lengths[0] == 0:
+    n = next(iter(lengths.values()))
+    if n == 0:
         raise ValueError("Arguments `x` and `y` must hold at least one sample. Received: len(x)=0")
-    return lengths[0]
+    return n
 
 
 def check_input_shape(model, name, shape) -> None:
@@ -108,8 +130,12 @@ def check_training_data(model, x, y, dataset, batch_size, shuffle, seed) -> tupl
 
 def batches(x, y, batch_size, shuffle, seed) -> tf.data.Dataset:
     """Arrays as an endless dataset of full batches (shuffled again each pass when ``shuffle``)."""
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
+
+    def structure(a):  # tf.data stacks a list into one tensor; Keras takes it as one array per input
+        return tuple(a) if isinstance(a, list) and len(_leaves("a", a)) > 1 else a
+
+    ds = tf.data.Dataset.from_tensor_slices((structure(x), structure(y)))
     if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(check_arrays(x, y), seed=seed, reshuffle_each_iteration=True)
     # Fixed batch shape: a ragged last batch would retrace the step.
     return ds.batch(batch_size, drop_remainder=True).repeat().prefetch(2)

@@ -13,7 +13,7 @@ import keras
 
 from gradlab import _checks
 
-__all__ = ["OPTIMIZERS", "make_optimizer", "optimizer_factory"]
+__all__ = ["OPTIMIZERS", "check_plain_optimizer", "make_optimizer", "optimizer_factory"]
 
 # Name -> (what it is, a builder taking the learning rate). Momentum 0.9 and
 # AdamW's weight decay 0.004 are Keras' and the literature's usual values.
@@ -24,6 +24,40 @@ OPTIMIZERS: dict[str, tuple[str, Callable[[float], keras.optimizers.Optimizer]]]
     "adamw": ("AdamW (weight decay 0.004)", lambda lr: keras.optimizers.AdamW(lr)),
     "rmsprop": ("RMSprop", lambda lr: keras.optimizers.RMSprop(lr)),
 }
+
+
+_KERAS_CLIPPING = ("clipnorm", "clipvalue", "global_clipnorm")
+
+
+def check_plain_optimizer(optimizer, name: str, owner: str, accumulate_with: str) -> None:
+    """Refuse a Keras optimizer that gradlab cannot drive: the one place, for ``ScaledOptimizer`` and ``Trainer``.
+
+    gradlab scales the gradients itself, once, on the gradient the update will use. An optimizer
+    that clips on its own (``clipnorm``, ``clipvalue``, ``global_clipnorm``) would scale them a second
+    time; one with ``gradient_accumulation_steps`` would accumulate gradients already scaled one
+    micro-batch at a time instead of scaling their average once (Keras clips the average). A
+    ``loss_scale_factor`` is honoured by both: the gradients are unscaled before gradlab scales them.
+
+    Args:
+      optimizer: the Keras optimizer to check.
+      name: how the error names it (``"inner_optimizer"``, ``"optimizer"``).
+      owner: who refuses it (``"ScaledOptimizer"``, ``"The Trainer"``).
+      accumulate_with: what to use instead of ``gradient_accumulation_steps``.
+    """
+    for arg in _KERAS_CLIPPING:
+        if getattr(optimizer, arg, None):
+            raise ValueError(
+                f"Only one clipping option may be set: the {name} already clips with `{arg}`, and {owner} "
+                f"would scale the gradients a second time. Build the {name} without it. "
+                f"Received: {name}.{arg}={getattr(optimizer, arg)!r}"
+            )
+    if optimizer.gradient_accumulation_steps:
+        raise ValueError(
+            f"{owner[:1].upper()}{owner[1:]} cannot wrap an optimizer with `gradient_accumulation_steps`: the {name} would "
+            "accumulate gradients that were already scaled one micro-batch at a time, instead of scaling "
+            f"their average once. Use {accumulate_with} instead. Received: "
+            f"{name}.gradient_accumulation_steps={optimizer.gradient_accumulation_steps!r}"
+        )
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:

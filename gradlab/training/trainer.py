@@ -35,6 +35,7 @@ from gradlab.training.evaluation import Evaluator
 from gradlab.training.history import History
 from gradlab.training.inputs import batches, check_loss, check_training_data
 from gradlab.training.optimizer import ScaledOptimizer
+from gradlab.training.optimizers import check_plain_optimizer
 from gradlab.training.per_example import PerExample, check_l2_norm_clip
 from gradlab.training.progress import Progress
 from gradlab.training.recording import Recorder
@@ -146,12 +147,7 @@ class Trainer:
             scaler, optimizer = optimizer.scaler, optimizer.inner_optimizer
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise ValueError(f"Argument `optimizer` must be a Keras optimizer. Received: optimizer={optimizer!r}")
-        for arg in ("clipnorm", "clipvalue", "global_clipnorm"):
-            if getattr(optimizer, arg, None):
-                raise ValueError(
-                    f"Only one clipping option may be set: the optimizer clips with `{arg}`; give the "
-                    f"clipping to the Trainer's scaler instead. Received: optimizer.{arg}={getattr(optimizer, arg)!r}"
-                )
+        check_plain_optimizer(optimizer, "optimizer", "the Trainer", "the Trainer's `accumulate=`")
         if scaler is not None and not isinstance(scaler, Scaler):
             raise ValueError(f"Argument `scaler` must be a gradlab.Scaler. Received: scaler={scaler!r}")
         _checks.boolean("jit_compile", jit_compile)
@@ -216,10 +212,14 @@ class Trainer:
             loss = tf.reduce_mean(tf.cast(self.loss(y, pred), tf.float32))
             if self.model.losses:
                 loss = loss + tf.add_n([tf.cast(extra, tf.float32) for extra in self.model.losses])
-            target = loss if lso is None else loss * loss_scale
+            # Keras' loss scaling: the dynamic one of mixed precision, and a fixed loss_scale_factor.
+            scale = loss_scale if lso is not None else 1.0
+            if self.optimizer.loss_scale_factor is not None:
+                scale = scale * self.optimizer.loss_scale_factor
+            target = loss if isinstance(scale, float) and scale == 1.0 else loss * scale
         grads = tape.gradient(target, self.variables)
-        if lso is not None:  # unscale first: gradlab scales the true gradients
-            grads = [g if g is None else g / tf.cast(loss_scale, g.dtype) for g in grads]
+        if target is not loss:  # unscale first: gradlab scales the true gradients
+            grads = [g if g is None else g / tf.cast(scale, g.dtype) for g in grads]
         return loss, grads
 
     def _accumulated(self, x, y, loss_scale):
@@ -242,8 +242,19 @@ class Trainer:
             loss, grads = self._loss_and_grads(x, y, loss_scale)
         else:
             loss, grads = self._accumulated(x, y, loss_scale)
+        # Keras' apply divides by the optimizer's loss_scale_factor (as model.fit multiplied the
+        # loss by it): hand it the true gradients times that factor.
+        factor = self.optimizer.loss_scale_factor
+        if factor is not None:
+            loss_scale = loss_scale * factor
         if lso is None:
-            apply, on_skip = (lambda scaled: self.optimizer.apply(scaled, self.variables)), None
+
+            def apply(scaled):
+                if factor is not None:
+                    scaled = [None if g is None else _times(g, factor) for g in scaled]
+                self.optimizer.apply(scaled, self.variables)
+
+            on_skip = None
         else:
             # Mixed precision: LossScaleOptimizer's own apply unscales, applies, and grows its
             # scale after dynamic_growth_steps finite steps. gradlab scaled the true gradients,
