@@ -100,7 +100,7 @@ profile: install
 # Any warning (a broken cross-reference included) fails the build.
 docs:
 	$(MAKE) install EXTRAS=$(EXTRAS),docs
-	$(BIN)/python -m sphinx -b html -W --keep-going -n -q docs docs/_build/html
+	$(BIN)/python -m sphinx -E -b html -W --keep-going -n -q docs docs/_build/html
 	@echo "docs: docs/_build/html/index.html"
 
 gpu-check:

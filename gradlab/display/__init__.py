@@ -14,7 +14,7 @@ from gradlab import _extras
 
 _extras.require("plotly", "gradlab.display (the figures and the report)")
 
-from gradlab.display import plots  # noqa: E402
+from gradlab.display import plots, report  # noqa: E402
 from gradlab.display.advice import advice_figure, verification_figure  # noqa: E402
 
-__all__ = ["advice_figure", "plots", "verification_figure"]
+__all__ = ["advice_figure", "plots", "report", "verification_figure"]

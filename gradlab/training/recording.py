@@ -2,8 +2,8 @@
 
 A :class:`Recorder` owns one preallocated ``tf.Variable`` buffer of shape
 ``(capacity, columns)``. Each step names its statistics (the
-:data:`gradlab.history.SCALARS`, the per-layer norms before and after scaling
-and update-to-weight ratios, the :data:`gradlab.history.PER_EXAMPLE` columns);
+:data:`gradlab.training.history.SCALARS`, the per-layer norms before and after scaling
+and update-to-weight ratios, the :data:`gradlab.training.history.PER_EXAMPLE` columns);
 :class:`~gradlab.training.history.Columns`, the one layout that History reads
 too, packs them into one row, written with a single scatter. The host reads the buffer only in
 :meth:`Recorder.flush`, every ``capacity`` steps or at the end.
