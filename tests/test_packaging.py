@@ -602,47 +602,59 @@ def test_moved_names_say_where_they_live():
             getattr(gradlab, name)
 
 
-@pytest.mark.parametrize("module", ["gradlab", "gradlab.training", "gradlab.scaling", "gradlab.scaler"])
-def test_import_loads_no_plotting_or_widgets(module):
-    """A training program that imports gradlab (or its core) loads no plotly and no Jupyter widgets."""
-    out = python_in_subprocess(f"import sys, {module}; print([m for m in {OPTIONAL_UI!r} if m in sys.modules])")
-    assert out.strip() == "[]", f"import {module} loaded {out.strip()}"
+CORE = ("gradlab", "gradlab.scaling", "gradlab.scaler", "gradlab.training", "gradlab.problems", "gradlab.explore")
 
 
-def test_display_and_lab_load_on_first_use():
-    out = python_in_subprocess(
-        "import sys, gradlab; gradlab.plots; print('plotly' in sys.modules, 'ipywidgets' in sys.modules); "
-        "gradlab.Lab; print('ipywidgets' in sys.modules, gradlab.Lab.__module__)"
-    )
-    assert out.split() == ["True", "False", "True", "gradlab.lab.lab"], out
-
-
-@pytest.mark.parametrize(
-    ("missing", "use", "extra"),
-    [
-        ("plotly", "gradlab.plots", "plots"),
-        ("plotly", "gradlab.Lab", "lab"),
-        ("ipywidgets", "gradlab.Lab", "lab"),
-        ("anywidget", "import gradlab.lab", "lab"),
-        ("sklearn", "gradlab.problems.digits()", "lab"),
-        ("pandas", "gradlab.History.empty(['dense'], ['none']).to_pandas()", "plots"),
-    ],
-)
-def test_missing_extra_says_what_to_install(missing, use, extra):
-    """A package of an extra missing (None in sys.modules, as if not installed): the error names the extra."""
+def test_import_loads_no_plotting_or_widgets_until_used():
+    """A training program that imports gradlab (or its core rooms) loads no plotly and no Jupyter
+    widgets; ``gradlab.plots`` loads plotly, ``gradlab.Lab`` the widgets. One fresh interpreter."""
     code = (
-        f"import sys; sys.modules[{missing!r}] = None\n"
-        "import gradlab\n"
-        "try:\n"
-        f"    {'exec(' + repr(use) + ')' if use.startswith('import') else use}\n"
-        "except ImportError as e:\n"
-        "    print(repr(str(e)))\n"
-        "else:\n"
-        "    print('no error')\n"
+        f"import sys, {', '.join(CORE)}\n"
+        f"print([m for m in {OPTIONAL_UI!r} if m in sys.modules])\n"
+        "gradlab.plots\n"
+        "print('plotly' in sys.modules, 'ipywidgets' in sys.modules)\n"
+        "print(gradlab.Lab.__module__, 'ipywidgets' in sys.modules, 'anywidget' in sys.modules)\n"
     )
-    out = python_in_subprocess(code)
-    assert f'pip install "gradlab[{extra}]"' in out, out
-    assert missing.replace("sklearn", "scikit-learn") in out, out
+    loaded, after_plots, after_lab = python_in_subprocess(code).splitlines()
+    assert loaded == "[]", f"import {', '.join(CORE)} loaded {loaded}"
+    assert after_plots == "True False", after_plots
+    assert after_lab == "gradlab.lab.lab True True", after_lab
+
+
+# Each group runs in one fresh interpreter with its packages hidden (None in sys.modules, as if not
+# installed); each use must fail with the extra that brings the package. Uses that fail before they
+# import anything share an interpreter.
+MISSING = {
+    "plotly": (["plotly"], [("gradlab.plots", "plotly", "plots"), ("gradlab.Lab", "plotly", "lab")]),
+    "widgets": (["ipywidgets"], [("gradlab.Lab", "ipywidgets", "lab")]),
+    "core-extras": (
+        ["pandas", "sklearn", "tensorboard"],
+        [
+            ("gradlab.problems.digits()", "scikit-learn", "lab"),
+            ("gradlab.History.empty(['dense'], ['none']).to_pandas()", "pandas", "plots"),
+            ("gradlab.History.empty(['dense'], ['none']).to_tensorboard(TMP)", "tensorboard", "plots"),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("group", list(MISSING))
+def test_missing_extra_says_what_to_install(group, tmp_path):
+    hidden, uses = MISSING[group]
+    lines = [f"import sys; sys.modules.update(dict.fromkeys({hidden!r}))", "import gradlab", f"TMP = {str(tmp_path)!r}"]
+    for use, _, _ in uses:
+        lines += [
+            "try:",
+            f"    {use}",
+            "except ImportError as e:",
+            "    print(repr(str(e)))",
+            "else:",
+            "    print('no error')",
+        ]
+    out = python_in_subprocess("\n".join(lines)).splitlines()
+    assert len(out) == len(uses), out
+    for line, (use, package, extra) in zip(out, uses):
+        assert package in line and f'pip install "gradlab[{extra}]"' in line, f"{use}: {line}"
 
 
 def test_extras_module_names_extras_that_exist():
