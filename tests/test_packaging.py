@@ -1,4 +1,4 @@
-"""Versions, environments, Binder set-up, README and import structure agree with each other.
+"""Versions, environments, Binder set-up, Makefile, README, docs and import structure agree with each other.
 
 pyproject.toml declares ranges (no ``==``): from the oldest supported set up.
 requirements/lock-cpu.txt pins every package exactly, at versions inside those ranges: the
@@ -26,7 +26,7 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "gradlab"
-# Imports point one way, between rooms (README, "Layout"): each room is a folder of gradlab
+# Imports point one way, between rooms (docs/guide/development.md, "Layout: rooms"): each room is a folder of gradlab
 # (the ground floor: the private helpers at the top level), and a module imports only from its
 # own room and the rooms before it. Within a room, modules import each other without cycles.
 ROOMS = ("ground", "scaling", "scaler", "training", "problems", "explore", "display", "lab", "exercises", "harness")

@@ -174,8 +174,8 @@ def weights_before(variables):
     Run the update under ``tf.control_dependencies([squared_norms])`` and measure
     it with :func:`measure_update`, which keeps ``reads`` until the new weights
     are there. (Outside XLA, TensorFlow then copies each variable on its first
-    write: measured at about 2% of a 1M-parameter MLP's step, see the README's
-    performance section; XLA keeps the old buffer at no measurable cost.)
+    write; ``make profile`` shows the cost, and the docs' performance page says
+    where the time goes. XLA keeps the old buffer.)
     """
     reads = [_read(v) for v in variables]
     return reads, tf.stack([squared_norm(r) for r in reads])
