@@ -334,6 +334,8 @@ def test_environment_yml_is_the_gradlab_env_on_conda_forge():
 
 @pytest.mark.parametrize("path", ["environment.yml", "binder/environment.yml"])
 def test_python_is_3_11(path):
+    """The conda files keep Python 3.11, where the lock was measured; gradlab supports 3.11-3.13 (requires-python)."""
+    assert Version("3.11") in SpecifierSet(pyproject()["project"]["requires-python"])
     pythons = [d for d in conda_deps(env_file(path)) if re.match(r"python\b", d)]
     assert len(pythons) == 1, pythons
     assert re.fullmatch(r"python\s*==?\s*3\.11(\.\*)?", pythons[0]), pythons[0]
