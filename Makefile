@@ -1,8 +1,20 @@
 # Two commands: `make lab` (JupyterLab on notebooks/) and `make test` (every test).
-# Both create .venv with Python 3.11 if it is missing and install gradlab (editable)
+# Both create .venv with a Python 3.11-3.13 if it is missing and install gradlab (editable)
 # with the exact versions of $(LOCK). GPU machines: `make lab EXTRAS=gpu,lab,test`.
 # `make test-oldest`: the unit tests against the oldest supported set ($(OLDEST_PINS)).
-PYTHON ?= python3.11
+# `make docs`: the documentation site in docs/_build/html, built offline from the repository.
+#
+# Which Python: PYTHON=/path/to/python when given; else `python3` if it is 3.11-3.13, else the
+# first of python3.13, python3.12, python3.11 on PATH (pyproject's requires-python: >=3.11,<3.14).
+PYTHON_IN_RANGE := import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))
+find_python = $(firstword $(foreach p,python3 python3.13 python3.12 python3.11,$(shell command -v $(p) >/dev/null 2>&1 && $(p) -c '$(PYTHON_IN_RANGE)' 2>/dev/null && echo $(p))))
+PYTHON ?= $(find_python)
+# Fails with what to do when no Python in range was found (or PYTHON= is out of range); else says which.
+define check_python
+@test -n "$(PYTHON)" || { echo "gradlab needs Python 3.11, 3.12 or 3.13: none of python3, python3.13, python3.12, python3.11 on PATH is one; run make PYTHON=/path/to/python3.x"; exit 1; }
+@$(PYTHON) -c '$(PYTHON_IN_RANGE)' || { echo "gradlab needs Python 3.11, 3.12 or 3.13; PYTHON=$(PYTHON) is $$($(PYTHON) -V 2>&1)"; exit 1; }
+@echo "make: using $(PYTHON) ($$($(PYTHON) -V 2>&1)) for $(1)"
+endef
 VENV   ?= .venv
 EXTRAS ?= cpu,lab,test
 BIN    := $(VENV)/bin
@@ -12,12 +24,12 @@ LOCK   ?= requirements/lock-cpu.txt
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install lab test check test-oldest lint bench profile gpu-check clean
+.PHONY: install lab test check test-oldest lint bench profile gpu-check clean docs which-python
 
 install: $(STAMP)
 
 $(BIN)/python:
-	@command -v $(PYTHON) >/dev/null || { echo "gradlab needs $(PYTHON) (Python 3.11) on PATH, or run make PYTHON=/path/to/python3.11"; exit 1; }
+	$(call check_python,$(VENV))
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
@@ -26,21 +38,28 @@ $(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 	@touch $@
 
 # The oldest supported versions, in their own virtualenv: unit tests and doctests only
-# (no notebooks, no browser). The test tools come from the same constraints file.
+# (no notebooks, no browser), with gradlab[cpu,lab] (the unit tests draw figures and build the lab).
+# The test tools come from the same constraints file.
 OLDEST      ?= .venv-oldest
 OLDEST_PINS ?= requirements/oldest.txt
 UNIT_TESTS  := tests gradlab $(addprefix --ignore=tests/,test_notebooks.py test_browser.py test_browser_lab.py browser.py)
 
-$(OLDEST)/.installed: pyproject.toml $(OLDEST_PINS)
-	@command -v $(PYTHON) >/dev/null || { echo "gradlab needs $(PYTHON) (Python 3.11) on PATH"; exit 1; }
-	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
+$(OLDEST)/bin/python:
+	$(call check_python,$(OLDEST))
+	$(PYTHON) -m venv $(OLDEST)
+
+$(OLDEST)/.installed: pyproject.toml $(OLDEST_PINS) | $(OLDEST)/bin/python
 	$(OLDEST)/bin/python -m pip install -q --upgrade pip
-	$(OLDEST)/bin/python -m pip install -q -c $(OLDEST_PINS) -e ".[cpu]" pytest hypothesis psutil pytest-xdist
+	$(OLDEST)/bin/python -m pip install -q -c $(OLDEST_PINS) -e ".[cpu,lab]" pytest hypothesis psutil pytest-xdist
 	@touch $@
 
 test-oldest: $(OLDEST)/.installed
 	$(OLDEST)/bin/python -m pip check
 	$(OLDEST)/bin/python -m pytest -n 2 --dist loadfile -o addopts="-p no:cacheprovider --durations=10" --doctest-modules $(UNIT_TESTS)
+
+# Which Python `make` would create a virtualenv with (PYTHON= or the first 3.11-3.13 found).
+which-python:
+	$(call check_python,new virtualenvs)
 
 # JupyterLab refuses to run as root without --allow-root (containers, CI machines).
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
@@ -65,7 +84,7 @@ lint: install
 	$(BIN)/ruff format --check gradlab tests benchmarks
 
 clean:
-	rm -rf $(VENV) $(OLDEST) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(OLDEST) .pytest_cache build *.egg-info docs/_build docs/api/generated docs/notebooks
 
 bench: install
 	$(BIN)/python benchmarks/bench_step.py
@@ -76,6 +95,14 @@ bench: install
 # Where the step's time goes: the Trainer's step beside a hand-written one, timed and profiled op by op.
 profile: install
 	$(BIN)/python benchmarks/profile_step.py
+
+# The documentation site, offline, from the repository: the guide (docs/guide), the API reference
+# from the docstrings, the notebooks with their stored outputs (not executed), in docs/_build/html.
+# Any warning (a broken cross-reference included) fails the build.
+docs:
+	$(MAKE) install EXTRAS=$(EXTRAS),docs
+	$(BIN)/python -m sphinx -E -b html -W --keep-going -n -q docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
 
 gpu-check:
 	$(BIN)/python benchmarks/gpu_check.py

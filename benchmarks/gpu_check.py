@@ -34,7 +34,10 @@ def run_on(device: str) -> list:
     with tf.device(device):
         p = gradlab.problems.deep_mlp(depth=4, width=32, samples=512)
         return gradlab.compare(
-            p, [m for m in gradlab.MODE_NAMES if m != "none"], steps=30, optimizer=lambda: keras.optimizers.SGD(0.05)
+            p,
+            [m for m in gradlab.scaler.MODE_NAMES if m != "none"],
+            steps=30,
+            optimizer=lambda: keras.optimizers.SGD(0.05),
         )
 
 

@@ -36,7 +36,7 @@ NORMS = [5.0, 1.0, 3.0, 8.0, 2.0, 6.0, 4.0, 0.5, 7.0]
 @pytest.mark.parametrize("percentile", [10.0, 50.0, 75.0, 100.0], ids=lambda p: f"p={p:g}")
 def test_autoclip_bound_is_numpy_percentile_of_history(percentile, history_size):
     """The bound is numpy.percentile (linear) of the last history_size norms; grads clipped to it."""
-    clip = gradlab.AutoClip(percentile=percentile, history_size=history_size)
+    clip = gradlab.scaling.AutoClip(percentile=percentile, history_size=history_size)
     seen = []
     for n in NORMS:
         grads = grads_with_norm(n)
@@ -55,7 +55,7 @@ def test_autoclip_bound_is_numpy_percentile_of_history(percentile, history_size)
 
 def test_autoclip_hand_numbers_after_wrap():
     """history_size 3, p=50: after norms 5,1,3,8 the window is [1,3,8]; median 3 clips 8 to 3."""
-    clip = gradlab.AutoClip(percentile=50, history_size=3)
+    clip = gradlab.scaling.AutoClip(percentile=50, history_size=3)
     for n in [5.0, 1.0, 3.0]:
         clip([tf.constant([n])])
     assert float(clip.bound) == pytest.approx(3.0)  # median of 5, 1, 3
@@ -69,7 +69,7 @@ def test_autoclip_hand_numbers_after_wrap():
 
 def test_autoclip_keeps_none_and_indexed_slices():
     """None stays None; IndexedSlices keep their type; the norm counts their values."""
-    clip = gradlab.AutoClip(percentile=50)
+    clip = gradlab.scaling.AutoClip(percentile=50)
     clip([tf.constant([2.0])])  # history [2]
     g = tf.IndexedSlices(tf.constant([[3.0, 4.0]]), tf.constant([1]), tf.constant([3, 2]))
     out = clip([None, g])  # history [2, 5]: median 3.5
@@ -80,7 +80,7 @@ def test_autoclip_keeps_none_and_indexed_slices():
 @pytest.mark.parametrize("history_size", [4, 50], ids=["wraps", "no-wrap"])
 def test_autoclip_in_tf_function_updates_state(history_size):
     """Inside a compiled step the state (history, count, bound) changes each call, no retrace."""
-    clip = gradlab.AutoClip(percentile=50, history_size=history_size)
+    clip = gradlab.scaling.AutoClip(percentile=50, history_size=history_size)
     fn = tf.function(lambda g: clip([g]))
     seen = []
     for n in NORMS:
@@ -101,7 +101,7 @@ def test_autoclip_in_tf_function_updates_state(history_size):
 )
 def test_autoclip_properties(norms, percentile, history_size):
     """Bound = percentile of the window; the output norm is min(norm, bound), direction kept."""
-    clip = gradlab.AutoClip(percentile=percentile, history_size=history_size)
+    clip = gradlab.scaling.AutoClip(percentile=percentile, history_size=history_size)
     seen = []
     for n in norms:
         grads = grads_with_norm(n)
@@ -118,7 +118,7 @@ def test_autoclip_properties(norms, percentile, history_size):
 # ---------------------------------------------------------------- ZClip
 def test_zclip_warmup_initialises_mean_and_population_variance():
     """Warm-up of 3 steps: gradients unchanged and finite; mean/var = mean and population variance."""
-    clip = gradlab.ZClip(alpha=0.9, z_threshold=2.0, warmup=3)
+    clip = gradlab.scaling.ZClip(alpha=0.9, z_threshold=2.0, warmup=3)
     norms = [3.0, 5.0, 10.0]
     for i, n in enumerate(norms):
         grads = grads_with_norm(n)
@@ -155,7 +155,7 @@ def zclip_hand_sequence():
 
 def test_zclip_spike_clipped_to_reciprocal_bound_and_ema_takes_clipped_norm():
     """A z > z_threshold spike is clipped to mean + z_thr**2 / z * std; a non-spike passes; EMA by hand."""
-    clip = gradlab.ZClip(alpha=0.9, z_threshold=2.0, warmup=2, eps=1e-6)
+    clip = gradlab.scaling.ZClip(alpha=0.9, z_threshold=2.0, warmup=2, eps=1e-6)
     for n, out_norm, mean, var in zclip_hand_sequence():
         grads = grads_with_norm(n)
         out = clip(grads)
@@ -174,7 +174,7 @@ def test_zclip_spike_clipped_to_reciprocal_bound_and_ema_takes_clipped_norm():
 
 def test_zclip_in_tf_function_updates_state_without_retrace():
     """The same hand sequence inside one compiled function: state lives in tf.Variables."""
-    clip = gradlab.ZClip(alpha=0.9, z_threshold=2.0, warmup=2, eps=1e-6)
+    clip = gradlab.scaling.ZClip(alpha=0.9, z_threshold=2.0, warmup=2, eps=1e-6)
     fn = tf.function(lambda a, b: clip([a, b]))
     for n, out_norm, mean, _ in zclip_hand_sequence():
         out = fn(*grads_with_norm(n))
@@ -187,7 +187,7 @@ def test_zclip_in_tf_function_updates_state_without_retrace():
 
 def test_zclip_constant_norms_zero_variance_stays_finite():
     """Equal warm-up norms (variance 0): the same norm passes, a larger one is clipped to the mean."""
-    clip = gradlab.ZClip(alpha=0.9, z_threshold=2.0, warmup=2)
+    clip = gradlab.scaling.ZClip(alpha=0.9, z_threshold=2.0, warmup=2)
     for n in [2.0, 2.0, 2.0]:
         out = clip([tf.constant([n])])
         np.testing.assert_array_equal(out[0].numpy(), [n])
@@ -198,7 +198,7 @@ def test_zclip_constant_norms_zero_variance_stays_finite():
 
 def test_zclip_zero_gradients_during_warmup_stay_zero():
     """A zero gradient in warm-up (norm 0) stays exactly zero, never NaN."""
-    clip = gradlab.ZClip(warmup=3)
+    clip = gradlab.scaling.ZClip(warmup=3)
     out = clip([tf.zeros([2]), tf.zeros([1, 3])])
     assert all(not o.numpy().any() and np.isfinite(o.numpy()).all() for o in out)
 
@@ -212,7 +212,7 @@ def test_zclip_zero_gradients_during_warmup_stay_zero():
 def test_zclip_properties(norms, alpha, z_thr):
     """Never grows a norm; after warm-up the output norm <= mean + z_thr * (std + eps) of the previous step."""
     eps = 1e-6
-    clip = gradlab.ZClip(alpha=alpha, z_threshold=z_thr, warmup=2, eps=eps)
+    clip = gradlab.scaling.ZClip(alpha=alpha, z_threshold=z_thr, warmup=2, eps=eps)
     for i, n in enumerate(norms):
         mean, std = float(clip.mean), float(np.sqrt(float(clip.var)))
         grads = grads_with_norm(n)

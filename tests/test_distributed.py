@@ -31,7 +31,7 @@ def test_two_replicas(result):
     assert result["replicas"] == 2
 
 
-@pytest.mark.parametrize("mode", gradlab.MODE_NAMES)
+@pytest.mark.parametrize("mode", gradlab.scaler.MODE_NAMES)
 def test_trainer_equals_one_device_for_every_mode(result, mode):
     r = result["trainer"][mode]
     assert r["steps"] == 20
@@ -49,7 +49,7 @@ def test_clipping_modes_really_clip(result):
     """
     rates = {m: r["clip_rate"][0] for m, r in result["trainer"].items()}
     assert rates["none"] == 0
-    assert all(rates[m] > 0 for m in gradlab.MODE_NAMES if m not in ("none", "zclip")), rates
+    assert all(rates[m] > 0 for m in gradlab.scaler.MODE_NAMES if m not in ("none", "zclip")), rates
 
 
 def test_stateful_modes_keep_one_state(result):

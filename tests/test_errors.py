@@ -151,62 +151,74 @@ CASES = [
     ),
     # --- AutoClip
     case(
-        lambda: gradlab.AutoClip(percentile=0),
+        lambda: gradlab.scaling.AutoClip(percentile=0),
         ("Argument `percentile`", "in (0, 100]", "Received: percentile=0"),
         "autoclip-percentile-0",
     ),
     case(
-        lambda: gradlab.AutoClip(percentile=100.5),
+        lambda: gradlab.scaling.AutoClip(percentile=100.5),
         ("Argument `percentile`", "in (0, 100]", "Received: percentile=100.5"),
         "autoclip-percentile-over-100",
     ),
     case(
-        lambda: gradlab.AutoClip(percentile=None),
+        lambda: gradlab.scaling.AutoClip(percentile=None),
         ("Argument `percentile`", "a number", "Received: percentile=None"),
         "autoclip-percentile-none",
     ),
     case(
-        lambda: gradlab.AutoClip(history_size=0),
+        lambda: gradlab.scaling.AutoClip(history_size=0),
         ("Argument `history_size`", "in [1, inf)", "Received: history_size=0"),
         "autoclip-history-size-0",
     ),
     case(
-        lambda: gradlab.AutoClip(history_size=2.5),
+        lambda: gradlab.scaling.AutoClip(history_size=2.5),
         ("Argument `history_size`", "an integer", "Received: history_size=2.5"),
         "autoclip-history-size-fraction",
     ),
     # --- ZClip
-    case(lambda: gradlab.ZClip(alpha=0), ("Argument `alpha`", "in (0, 1)", "Received: alpha=0"), "zclip-alpha-0"),
-    case(lambda: gradlab.ZClip(alpha=1), ("Argument `alpha`", "in (0, 1)", "Received: alpha=1"), "zclip-alpha-1"),
-    case(lambda: gradlab.ZClip(alpha=1.5), ("Argument `alpha`", "in (0, 1)", "Received: alpha=1.5"), "zclip-alpha-1.5"),
     case(
-        lambda: gradlab.ZClip(alpha=-0.1),
+        lambda: gradlab.scaling.ZClip(alpha=0), ("Argument `alpha`", "in (0, 1)", "Received: alpha=0"), "zclip-alpha-0"
+    ),
+    case(
+        lambda: gradlab.scaling.ZClip(alpha=1), ("Argument `alpha`", "in (0, 1)", "Received: alpha=1"), "zclip-alpha-1"
+    ),
+    case(
+        lambda: gradlab.scaling.ZClip(alpha=1.5),
+        ("Argument `alpha`", "in (0, 1)", "Received: alpha=1.5"),
+        "zclip-alpha-1.5",
+    ),
+    case(
+        lambda: gradlab.scaling.ZClip(alpha=-0.1),
         ("Argument `alpha`", "in (0, 1)", "Received: alpha=-0.1"),
         "zclip-alpha-negative",
     ),
-    case(lambda: gradlab.ZClip(warmup=0), ("Argument `warmup`", "in [1, inf)", "Received: warmup=0"), "zclip-warmup-0"),
     case(
-        lambda: gradlab.ZClip(warmup=2.5),
+        lambda: gradlab.scaling.ZClip(warmup=0),
+        ("Argument `warmup`", "in [1, inf)", "Received: warmup=0"),
+        "zclip-warmup-0",
+    ),
+    case(
+        lambda: gradlab.scaling.ZClip(warmup=2.5),
         ("Argument `warmup`", "an integer", "Received: warmup=2.5"),
         "zclip-warmup-fraction",
     ),
     case(
-        lambda: gradlab.ZClip(warmup="3"),
+        lambda: gradlab.scaling.ZClip(warmup="3"),
         ("Argument `warmup`", "an integer", "Received: warmup='3'"),
         "zclip-warmup-string",
     ),
     case(
-        lambda: gradlab.ZClip(z_threshold=0),
+        lambda: gradlab.scaling.ZClip(z_threshold=0),
         ("Argument `z_threshold`", "in (0, inf)", "Received: z_threshold=0"),
         "zclip-z-threshold-0",
     ),
     case(
-        lambda: gradlab.ZClip(z_threshold=-1.0),
+        lambda: gradlab.scaling.ZClip(z_threshold=-1.0),
         ("Argument `z_threshold`", "in (0, inf)", "Received: z_threshold=-1.0"),
         "zclip-z-threshold-negative",
     ),
     case(
-        lambda: gradlab.ZClip(z_threshold=None),
+        lambda: gradlab.scaling.ZClip(z_threshold=None),
         ("Argument `z_threshold`", "a number", "Received: z_threshold=None"),
         "zclip-z-threshold-none",
     ),
@@ -263,7 +275,7 @@ CASES = [
         "scaler-agc-lengths-differ",
     ),
     case(
-        lambda: gradlab.Selective([("w", 0.5)])(grads(), variables()[:1]),
+        lambda: gradlab.scaler.Selective([("w", 0.5)])(grads(), variables()[:1]),
         ("Arguments `grads` and `variables`", "same length", "Received: len(grads)=2, len(variables)=1"),
         "selective-lengths-differ",
     ),
@@ -408,69 +420,71 @@ CASES = [
     ),
     # --- Selective
     case(
-        lambda: gradlab.Selective([]),
+        lambda: gradlab.scaler.Selective([]),
         ("Argument `rules`", "at least one (pattern, action) pair", "Received: rules=[]"),
         "selective-rules-empty",
     ),
     case(
-        lambda: gradlab.Selective({}),
+        lambda: gradlab.scaler.Selective({}),
         ("Argument `rules`", "at least one (pattern, action) pair", "Received: rules="),
         "selective-rules-empty-dict",
     ),
     case(
-        lambda: gradlab.Selective([("enc(", 0.1)]),
+        lambda: gradlab.scaler.Selective([("enc(", 0.1)]),
         ("Argument `rules`", "valid regular expressions", "Received: rules[0] pattern='enc('"),
         "selective-bad-regex",
     ),
     case(
-        lambda: gradlab.Selective(["encoder"]),
+        lambda: gradlab.scaler.Selective(["encoder"]),
         ("Argument `rules`", "(pattern, action) pairs", "Received: rules[0]='encoder'"),
         "selective-rule-not-a-pair",
     ),
     case(
-        lambda: gradlab.Selective([("encoder", 0.1, 2.0)]),
+        lambda: gradlab.scaler.Selective([("encoder", 0.1, 2.0)]),
         ("Argument `rules`", "(pattern, action) pairs", "Received: rules[0]=('encoder', 0.1, 2.0)"),
         "selective-rule-triple",
     ),
     case(
-        lambda: gradlab.Selective([("encoder", -0.1)]),
+        lambda: gradlab.scaler.Selective([("encoder", -0.1)]),
         ("Argument `rules[0]`", "in [0, inf)", "Received: rules[0]=-0.1"),
         "selective-negative-factor",
     ),
     case(
-        lambda: gradlab.Selective([("encoder", 0.1)], default=float("nan")),
+        lambda: gradlab.scaler.Selective([("encoder", 0.1)], default=float("nan")),
         ("Argument `default`", "a finite number in [0, inf)", "Received: default=nan"),
         "selective-default-nan",
     ),
     case(
-        lambda: gradlab.Selective([("encoder", "half")]),
+        lambda: gradlab.scaler.Selective([("encoder", "half")]),
         ("Argument `rules[0]`", "callable as fn(grads)", "Received: rules[0]='half'"),
         "selective-action-string",
     ),
     case(
-        lambda: gradlab.Selective([("encoder", True)]),
+        lambda: gradlab.scaler.Selective([("encoder", True)]),
         ("Argument `rules[0]`", "a finite number or a transform", "Received: rules[0]=True"),
         "selective-action-bool",
     ),
     case(
-        lambda: gradlab.Selective(None),
+        lambda: gradlab.scaler.Selective(None),
         ("Argument `rules`", "(pattern, action) pairs", "Received: rules=None"),
         "selective-rules-none",
     ),
     case(
-        lambda: gradlab.Selective("encoder"),
+        lambda: gradlab.scaler.Selective("encoder"),
         ("Argument `rules`", "(pattern, action) pairs", "Received: rules='encoder'"),
         "selective-rules-string",
     ),
     case(
-        lambda: gradlab.Selective([("encoder", 0.1)])(grads()),
+        lambda: gradlab.scaler.Selective([("encoder", 0.1)])(grads()),
         ("matches variables by name", "(grads, variables)", "Received: variables=None"),
         "selective-without-variables",
     ),
     # --- Chain and custom transforms
-    case(lambda: gradlab.Chain(), ("Chain needs at least one transform", "Received: no transforms"), "chain-empty"),
     case(
-        lambda: gradlab.Chain(gradlab.Scaler(), 3),
+        lambda: gradlab.scaler.Chain(), ("Chain needs at least one transform", "Received: no transforms"), "chain-empty"
+    ),
+    case(
+        lambda: gradlab.scaler.Chain(gradlab.Scaler(), 3),
         ("Argument `transforms[1]`", "callable as fn(grads) or fn(grads, variables)", "Received: transforms[1]=3"),
         "chain-not-callable",
     ),
@@ -485,7 +499,7 @@ CASES = [
         "transform-returns-longer-list",
     ),
     case(
-        lambda: gradlab.Chain(identity, lambda g: g[0])(grads()),
+        lambda: gradlab.scaler.Chain(identity, lambda g: g[0])(grads()),
         ("must return a list of gradients as long as its input (2)", "Received from", "EagerTensor"),
         "chain-transform-returns-tensor",
     ),
@@ -516,12 +530,12 @@ CASES = [
         "clip-by-global-norm-nan",
     ),
     case(
-        lambda: gradlab.normalize(grads(), norm=0),
+        lambda: gradlab.scaling.normalize(grads(), norm=0),
         ("Argument `norm`", "in (0, inf)", "Received: norm=0"),
         "normalize-norm-zero",
     ),
     case(
-        lambda: gradlab.normalize_global(grads(), eps=0.0),
+        lambda: gradlab.scaling.normalize_global(grads(), eps=0.0),
         ("Argument `eps`", "in (0, inf)", "Received: eps=0.0"),
         "normalize-global-eps-zero",
     ),
@@ -780,7 +794,7 @@ def test_failed_set_changes_neither_mode_nor_threshold(kwargs):
     with pytest.raises(ValueError, match="Received: (mode|threshold)="):
         scaler.set(**kwargs)
     assert state(scaler) == ("norm", 500.0)
-    assert int(scaler.mode.numpy()) == gradlab.MODE_NAMES.index("norm")
+    assert int(scaler.mode.numpy()) == gradlab.scaler.MODE_NAMES.index("norm")
 
 
 def test_failed_set_on_custom_transform_changes_nothing():
@@ -812,7 +826,7 @@ def test_failed_scale_leaves_the_adaptive_state_untouched(call, mode):
 
 
 def test_failed_autoclip_call_leaves_its_history_untouched():
-    clip = gradlab.AutoClip(percentile=50, history_size=3)
+    clip = gradlab.scaling.AutoClip(percentile=50, history_size=3)
     with pytest.raises(ValueError, match="Received: grads of type EagerTensor"):
         clip(tf.constant([1.0]))
     assert int(clip.count.numpy()) == 0

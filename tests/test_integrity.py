@@ -58,14 +58,14 @@ def test_a_thread_flipping_mode_and_threshold_never_splits_a_step():
 def test_set_writes_mode_and_threshold_in_one_assignment():
     """Both live in one variable; a read gives the pair in force."""
     scaler = gradlab.Scaler("norm", 2.0)
-    assert scaler.controls.numpy().tolist() == [gradlab.MODE_NAMES.index("norm"), 2.0]
+    assert scaler.controls.numpy().tolist() == [gradlab.scaler.MODE_NAMES.index("norm"), 2.0]
     scaler.set(mode="value", threshold=0.25)
-    assert scaler.controls.numpy().tolist() == [gradlab.MODE_NAMES.index("value"), 0.25]
+    assert scaler.controls.numpy().tolist() == [gradlab.scaler.MODE_NAMES.index("value"), 0.25]
     mode, threshold = scaler.read_controls()
-    assert (int(mode), float(threshold)) == (gradlab.MODE_NAMES.index("value"), 0.25)
+    assert (int(mode), float(threshold)) == (gradlab.scaler.MODE_NAMES.index("value"), 0.25)
     assert (scaler.mode_name, float(scaler.threshold)) == ("value", 0.25)
     scaler.set(mode="global_norm")  # only the mode: the threshold is kept
-    assert scaler.controls.numpy().tolist() == [gradlab.MODE_NAMES.index("global_norm"), 0.25]
+    assert scaler.controls.numpy().tolist() == [gradlab.scaler.MODE_NAMES.index("global_norm"), 0.25]
 
 
 def nan_batches(x, y, batch, bad):

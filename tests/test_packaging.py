@@ -1,4 +1,4 @@
-"""Versions, environments, Binder set-up, README and import structure agree with each other.
+"""Versions, environments, Binder set-up, Makefile, README, docs and import structure agree with each other.
 
 pyproject.toml declares ranges (no ``==``): from the oldest supported set up.
 requirements/lock-cpu.txt pins every package exactly, at versions inside those ranges: the
@@ -13,6 +13,7 @@ the parser). Versions are compared with ``packaging``, which pytest itself requi
 """
 
 import ast
+import importlib
 import os
 import re
 import tomllib
@@ -25,11 +26,11 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "gradlab"
-# Imports point one way, between rooms (README, "Layout"): each room is a folder of gradlab
+# Imports point one way, between rooms (docs/guide/development.md, "Layout: rooms"): each room is a folder of gradlab
 # (the ground floor: the private helpers at the top level), and a module imports only from its
 # own room and the rooms before it. Within a room, modules import each other without cycles.
 ROOMS = ("ground", "scaling", "scaler", "training", "problems", "explore", "display", "lab", "exercises", "harness")
-GROUND = ("_checks", "_internals", "_state", "_text")
+GROUND = ("_checks", "_extras", "_internals", "_state", "_text")
 START_NOTEBOOK = "notebooks/00_start_here.ipynb"
 LOCK = "requirements/lock-cpu.txt"
 OLDEST = "requirements/oldest.txt"
@@ -67,12 +68,36 @@ def pyproject() -> dict:
         return tomllib.load(f)
 
 
+def self_references(lines) -> list[str]:
+    """The extras of gradlab that ``lines`` name (``"gradlab[plots]"`` -> ``["plots"]``)."""
+    out = []
+    for line in lines:
+        name, _ = requirement(line)
+        if base(name) == "gradlab":
+            out += name[len("gradlab[") : -1].split(",")
+    return out
+
+
+def with_self_references(extras) -> list[str]:
+    """``extras`` and every extra they name through ``gradlab[...]``, each once, in order."""
+    optional = pyproject()["project"]["optional-dependencies"]
+    out: list[str] = []
+    todo = list(extras)
+    while todo:
+        extra = todo.pop(0)
+        if extra not in out:
+            out.append(extra)
+            todo += self_references(optional[extra])
+    return out
+
+
 def pyproject_requirements(*extras: str) -> dict[str, str]:
+    """The requirements of gradlab with ``extras`` (and the extras they name), less gradlab itself."""
     project = pyproject()["project"]
     lines = list(project["dependencies"])
-    for extra in extras:
+    for extra in with_self_references(extras):
         lines += project["optional-dependencies"][extra]
-    return requirements(lines)
+    return requirements(line for line in lines if base(requirement(line)[0]) != "gradlab")
 
 
 def parse_env_yaml(text: str) -> dict:
@@ -248,10 +273,14 @@ def test_lock_pins_the_whole_environment():
         assert name in lock, f"{LOCK} lacks {name}: regenerate it from `.venv/bin/pip freeze --exclude-editable`"
 
 
+# What `make test-oldest` installs gradlab with: the unit tests draw figures and build the lab.
+OLDEST_EXTRAS = ("cpu", "lab")
+
+
 def test_oldest_set_is_each_lower_bound():
-    """requirements/oldest.txt: gradlab[cpu] and the unit-test tools, each at its lower bound."""
-    reqs = pyproject_requirements("cpu", "test")
-    expected = set(pyproject_requirements("cpu")) | set(UNIT_TEST_TOOLS)
+    """requirements/oldest.txt: gradlab[cpu,lab] and the unit-test tools, each at its lower bound."""
+    reqs = pyproject_requirements(*OLDEST_EXTRAS, "test")
+    expected = set(pyproject_requirements(*OLDEST_EXTRAS)) | set(UNIT_TEST_TOOLS)
     oldest = pins(OLDEST)
     assert set(oldest) == expected, (
         f"{OLDEST}: extra {sorted(set(oldest) - expected)}, missing {sorted(expected - set(oldest))}"
@@ -280,7 +309,9 @@ def test_make_test_oldest_installs_the_oldest_set():
     text = (ROOT / "Makefile").read_text()
     assert re.search(rf"^OLDEST_PINS\s*\??=\s*{re.escape(OLDEST)}\s*$", text, re.M)
     assert re.search(r"^test-oldest:", text, re.M)
-    assert re.search(r"pip install .*-c \$\(OLDEST_PINS\)", text)
+    (line,) = re.findall(r"pip install .*-c \$\(OLDEST_PINS\).*", text)
+    (extras,) = re.findall(r'-e "\.\[([a-z,]+)\]"', line)
+    assert tuple(extras.split(",")) == OLDEST_EXTRAS, line
 
 
 def test_ci_runs_make_test_then_the_oldest_set():
@@ -303,6 +334,8 @@ def test_environment_yml_is_the_gradlab_env_on_conda_forge():
 
 @pytest.mark.parametrize("path", ["environment.yml", "binder/environment.yml"])
 def test_python_is_3_11(path):
+    """The conda files keep Python 3.11, where the lock was measured; gradlab supports 3.11-3.13 (requires-python)."""
+    assert Version("3.11") in SpecifierSet(pyproject()["project"]["requires-python"])
     pythons = [d for d in conda_deps(env_file(path)) if re.match(r"python\b", d)]
     assert len(pythons) == 1, pythons
     assert re.fullmatch(r"python\s*==?\s*3\.11(\.\*)?", pythons[0]), pythons[0]
@@ -661,3 +694,219 @@ def test_no_module_uses_another_modules_private_names():
         if uses:
             found[module] = uses
     assert not found, f"private names of other modules (make them public or keep them at home): {found}"
+
+
+# ---------------------------------------------------------------- the front door
+OPTIONAL_UI = ("plotly", "ipywidgets", "anywidget")
+
+
+def python_in_subprocess(code: str) -> str:
+    """Run ``code`` with this interpreter, this checkout first on the path; return its stdout."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_front_door_is_small():
+    import gradlab
+
+    assert len(gradlab.__all__) <= 20, gradlab.__all__
+    assert len(set(gradlab.__all__)) == len(gradlab.__all__)
+    for name in gradlab.__all__:
+        assert getattr(gradlab, name) is not None, name
+
+
+def test_moved_names_say_where_they_live():
+    import gradlab
+
+    for name, room_name in gradlab._MOVED.items():
+        assert name not in gradlab.__all__
+        assert hasattr(importlib.import_module(room_name), name), f"{room_name} has no {name}"
+        with pytest.raises(AttributeError, match=re.escape(f"{room_name}.{name}")):
+            getattr(gradlab, name)
+
+
+CORE = ("gradlab", "gradlab.scaling", "gradlab.scaler", "gradlab.training", "gradlab.problems", "gradlab.explore")
+
+
+def test_import_loads_no_plotting_or_widgets_until_used():
+    """A training program that imports gradlab (or its core rooms) loads no plotly and no Jupyter
+    widgets; ``gradlab.plots`` loads plotly, ``gradlab.Lab`` the widgets. One fresh interpreter."""
+    code = (
+        f"import sys, {', '.join(CORE)}\n"
+        f"print([m for m in {OPTIONAL_UI!r} if m in sys.modules])\n"
+        "gradlab.plots\n"
+        "print('plotly' in sys.modules, 'ipywidgets' in sys.modules)\n"
+        "print(gradlab.Lab.__module__, 'ipywidgets' in sys.modules, 'anywidget' in sys.modules)\n"
+    )
+    loaded, after_plots, after_lab = python_in_subprocess(code).splitlines()
+    assert loaded == "[]", f"import {', '.join(CORE)} loaded {loaded}"
+    assert after_plots == "True False", after_plots
+    assert after_lab == "gradlab.lab.lab True True", after_lab
+
+
+# Each group runs in one fresh interpreter with its packages hidden (None in sys.modules, as if not
+# installed); each use must fail with the extra that brings the package. Uses that fail before they
+# import anything share an interpreter.
+MISSING = {
+    "plotly": (["plotly"], [("gradlab.plots", "plotly", "plots"), ("gradlab.Lab", "plotly", "lab")]),
+    "widgets": (["ipywidgets"], [("gradlab.Lab", "ipywidgets", "lab")]),
+    "core-extras": (
+        ["pandas", "sklearn", "tensorboard"],
+        [
+            ("gradlab.problems.digits()", "scikit-learn", "lab"),
+            ("gradlab.History.empty(['dense'], ['none']).to_pandas()", "pandas", "plots"),
+            ("gradlab.History.empty(['dense'], ['none']).to_tensorboard(TMP)", "tensorboard", "plots"),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("group", list(MISSING))
+def test_missing_extra_says_what_to_install(group, tmp_path):
+    hidden, uses = MISSING[group]
+    lines = [f"import sys; sys.modules.update(dict.fromkeys({hidden!r}))", "import gradlab", f"TMP = {str(tmp_path)!r}"]
+    for use, _, _ in uses:
+        lines += [
+            "try:",
+            f"    {use}",
+            "except ImportError as e:",
+            "    print(repr(str(e)))",
+            "else:",
+            "    print('no error')",
+        ]
+    out = python_in_subprocess("\n".join(lines)).splitlines()
+    assert len(out) == len(uses), out
+    for line, (use, package, extra) in zip(out, uses):
+        assert package in line and f'pip install "gradlab[{extra}]"' in line, f"{use}: {line}"
+
+
+def test_extras_module_names_extras_that_exist():
+    from gradlab import _extras
+
+    extras = pyproject()["project"]["optional-dependencies"]
+    for module, extra in _extras.EXTRAS.items():
+        assert extra in extras, f"gradlab/_extras.py names extra {extra!r}, which pyproject.toml lacks"
+        distribution = normalize(_extras.DISTRIBUTIONS.get(module, module))
+        if module != "traitlets":  # ipywidgets brings it
+            assert distribution in pyproject_requirements(extra), f"{distribution} is not in gradlab[{extra}]"
+
+
+def test_core_needs_only_keras_and_numpy():
+    """TensorFlow from its extra, the rest from `plots` and `lab`: a training server gets what it runs."""
+    assert set(pyproject_requirements()) == {"keras", "numpy"}
+    assert {"plotly", "pandas"} <= set(pyproject_requirements("plots"))
+    lab = set(pyproject_requirements("lab"))
+    assert {"plotly", "ipywidgets", "anywidget", "scikit-learn", "jupyterlab", "ipykernel"} <= lab
+
+
+# ---------------------------------------------------------------- any supported Python
+SUPPORTED = ("3.11", "3.12", "3.13")
+
+
+def test_requires_python_and_classifiers_agree():
+    project = pyproject()["project"]
+    spec = SpecifierSet(project["requires-python"])
+    for minor in range(9, 16):
+        version = f"3.{minor}"
+        assert (Version(version) in spec) == (version in SUPPORTED), f"requires-python {spec} and {version}"
+    listed = {c.rsplit(" :: ", 1)[1] for c in project["classifiers"] if re.fullmatch(r".*Python :: 3\.\d+", c)}
+    assert listed == set(SUPPORTED), listed
+
+
+def test_makefile_has_no_fixed_python():
+    text = (ROOT / "Makefile").read_text()
+    assert not re.search(r"^PYTHON\s*\??:?=\s*python3\.\d+\s*$", text, re.M), "PYTHON must not default to one version"
+    (check,) = re.findall(r"^PYTHON_IN_RANGE\s*:?=\s*(.*)$", text, re.M)
+    low, high = SUPPORTED[0].split("."), SUPPORTED[-1].split(".")
+    assert f"({low[0]}, {low[1]}) <= sys.version_info[:2] <= ({high[0]}, {high[1]})" in check, check
+    for version in SUPPORTED:
+        assert f"python{version}" in text, f"the Makefile does not look for python{version}"
+
+
+def shim(folder: Path, name: str, target: str | None) -> None:
+    """``folder/name``: the real interpreter (``target``), or a Python out of range (exits 1 on the check)."""
+    path = folder / name
+    if target:
+        path.symlink_to(target)
+    else:
+        path.write_text("#!/bin/sh\nexit 1\n")
+        path.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("on_path", "expected"),
+    [
+        ({"python3": True, "python3.11": True}, "python3"),
+        ({"python3": False, "python3.12": True, "python3.11": True}, "python3.12"),
+        ({"python3.13": True}, "python3.13"),
+        ({"python3": False}, None),
+    ],
+    ids=["python3-in-range", "python3-out-of-range", "only-python3.13", "none"],
+)
+def test_make_finds_a_supported_python(tmp_path, on_path, expected):
+    """`make which-python` with only the given interpreters on PATH (True: in range, False: out of range)."""
+    import shutil
+    import subprocess
+    import sys
+
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    for name, ok in on_path.items():
+        shim(tmp_path, name, sys.executable if ok else None)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHON", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    env["PATH"] = str(tmp_path)
+    done = subprocess.run([make, "-s", "which-python"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=60)
+    if expected is None:
+        assert done.returncode != 0 and "make PYTHON=" in done.stdout, done.stdout + done.stderr
+    else:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.startswith(f"make: using {expected} (Python 3."), done.stdout
+
+
+def test_make_refuses_a_python_out_of_range(tmp_path):
+    import shutil
+    import subprocess
+
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    shim(tmp_path, "python3.10", None)
+    done = subprocess.run(
+        [make, "-s", "which-python", f"PYTHON={tmp_path / 'python3.10'}"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode != 0 and "needs Python 3.11, 3.12 or 3.13" in done.stdout, done.stdout
+
+
+# ---------------------------------------------------------------- README and docs
+README_LIMIT = 12_000
+
+
+def test_readme_is_short(readme):
+    assert len(readme) <= README_LIMIT, f"README.md has {len(readme)} characters; the guide is docs/guide/"
+
+
+def test_readme_says_where_the_docs_are(readme):
+    assert "make docs" in readme
+    assert "docs/guide/" in readme
+
+
+def test_ci_builds_the_docs_after_the_tests():
+    lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert lines.index("make test") < lines.index("make docs")
+
+
+def test_make_docs_fails_on_any_warning():
+    text = (ROOT / "Makefile").read_text()
+    (rule,) = re.findall(r"^docs:.*\n((?:\t.*\n)+)", text, re.M)
+    assert "EXTRAS=$(EXTRAS),docs" in rule, "make docs installs the docs extra from the lock"
+    (build,) = [line for line in rule.splitlines() if "sphinx" in line]
+    for flag in ("-W", "--keep-going", "-n"):
+        assert flag in build.split(), f"make docs: sphinx without {flag}"
+    assert "docs/_build" in (ROOT / ".gitignore").read_text()

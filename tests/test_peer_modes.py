@@ -109,7 +109,7 @@ def test_the_trainer_runs_every_new_mode_in_one_trace_and_records_its_bound():
     scaler = gradlab.Scaler("global_norm", modes="all")
     t = gradlab.Trainer(p.model(), p.loss, keras.optimizers.SGD(0.05), scaler)
     for mode in ("block_rms", "trust_ratio", "adagc", "global_norm"):
-        scaler.set(mode=mode, threshold=gradlab.MODES[mode].default)
+        scaler.set(mode=mode, threshold=gradlab.scaler.MODES[mode].default)
         t.fit(p.x, p.y, steps=3, batch_size=32, progress=False)
     h = t.history
     assert (

@@ -1,4 +1,4 @@
-"""gradlab.AutoClip's variants against the references they are named after.
+"""gradlab.scaling.AutoClip's variants against the references they are named after.
 
 Each reference is ported to numpy (float64) below; gradlab's AutoClip (TensorFlow, float32)
 must clip the same gradients by the same factors, step by step.

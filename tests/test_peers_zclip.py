@@ -1,4 +1,4 @@
-"""gradlab.ZClip against the reference implementation, bluorion-com/ZClip.
+"""gradlab.scaling.ZClip against the reference implementation, bluorion-com/ZClip.
 
 The reference is PyTorch; its formulas are ported to numpy (float64) below, line by line,
 and gradlab's TensorFlow ZClip (float32) must give the same clipped norms, means and

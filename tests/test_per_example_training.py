@@ -134,15 +134,15 @@ def test_one_trace_across_fit_calls_and_xla():
 
 def test_history_rows_with_and_without_per_example_columns():
     n = len(SCALARS) + 3
-    old = History.from_rows(np.ones((2, n)), ["a"], gradlab.MODE_NAMES)
+    old = History.from_rows(np.ones((2, n)), ["a"], gradlab.scaler.MODE_NAMES)
     assert np.isnan(old.example_norm_median).all() and not old.per_example
-    new = History.from_rows(np.ones((2, n + 3)), ["a"], gradlab.MODE_NAMES)
+    new = History.from_rows(np.ones((2, n + 3)), ["a"], gradlab.scaler.MODE_NAMES)
     assert (new.example_clip_fraction == 1).all() and new.per_example
     assert (
         len(old.extend(new)) == 4 and np.isnan(old.example_norm_max[:2]).all() and (old.example_norm_max[2:] == 1).all()
     )
     with pytest.raises(ValueError, match=r"\(steps, 12\).*\(steps, 15\).*Received: rows of shape \(2, 13\)"):
-        History.from_rows(np.ones((2, 13)), ["a"], gradlab.MODE_NAMES)
+        History.from_rows(np.ones((2, 13)), ["a"], gradlab.scaler.MODE_NAMES)
 
 
 def _bn_model():

@@ -33,7 +33,7 @@ def make_history(loss, norm_before, skipped=None, bound=1.0, label="run"):
         bound=np.full(n, bound),
     )
     rows = np.column_stack([cols[k] for k in SCALARS] + [norm_before, norm_after, np.full(n, 0.01)])
-    return History.from_rows(rows, ["dense"], gradlab.MODE_NAMES, label=label)
+    return History.from_rows(rows, ["dense"], gradlab.scaler.MODE_NAMES, label=label)
 
 
 @pytest.fixture
@@ -242,19 +242,19 @@ def test_lab_merges_a_burst_of_slider_changes_while_running(lab):
     assert lab.history.threshold[-1] == pytest.approx(slider.value, rel=1e-6)
 
 
-@pytest.mark.parametrize("first", gradlab.MODE_NAMES)
+@pytest.mark.parametrize("first", gradlab.scaler.MODE_NAMES)
 def test_lab_mode_switch_sets_the_new_modes_threshold(lab, first):
     """Switching from any mode to any other puts the new mode's default (or the value last chosen
     for it) in force, in the scaler and on the slider (issue 15: zclip -> agc gave 1.0)."""
     slider = lab.controls["threshold"]
     lab.controls["mode"].value = "norm"
     slider.value = 0.3  # the reader's choice for norm
-    for second in gradlab.MODE_NAMES:
+    for second in gradlab.scaler.MODE_NAMES:
         if second == first:
             continue
         lab.controls["mode"].value = first
         lab.controls["mode"].value = second
-        expected = 0.3 if second == "norm" else gradlab.MODES[second].default
+        expected = 0.3 if second == "norm" else gradlab.scaler.MODES[second].default
         assert lab.scaler.mode_name == second
         assert float(lab.scaler.threshold.numpy()) == pytest.approx(expected, rel=1e-6), (first, second)
         assert slider.value == pytest.approx(expected, rel=1e-6)
@@ -294,16 +294,16 @@ def test_lab_compare_all_modes_overlays_every_mode(lab):
     statuses = []
     lab.status.observe(lambda change: statuses.append(change["new"]), names="value")
     lab.compare_all(steps=8, wait=True)
-    labels = [plots.overlay_label(m, gradlab.MODES[m].default) for m in gradlab.MODE_NAMES]
+    labels = [plots.overlay_label(m, gradlab.scaler.MODES[m].default) for m in gradlab.scaler.MODE_NAMES]
     assert labels[:2] == ["none", "value (1)"] and "agc (0.01)" in labels
     assert [h.label for h in lab.comparison] == labels
-    assert len(lab.figure.widget.data) == lab.figure._n_live + 2 * len(gradlab.MODE_NAMES)
+    assert len(lab.figure.widget.data) == lab.figure._n_live + 2 * len(gradlab.scaler.MODE_NAMES)
     first_loss = {h.loss[0] for h in lab.comparison}
     assert len(first_loss) == 1  # identical weights and first batch
     # Progress in the status line, run by run; a table, not a wall of numbers.
-    assert any(f"comparing 3/{len(gradlab.MODE_NAMES)}: norm (1)" in s for s in statuses)
+    assert any(f"comparing 3/{len(gradlab.scaler.MODE_NAMES)}: norm (1)" in s for s in statuses)
     assert lab.table.value.count("<tr>") == 1 + len(labels) and "agc (0.01)" in lab.table.value
-    assert f"compared {len(gradlab.MODE_NAMES)} modes" in lab.status.value
+    assert f"compared {len(gradlab.scaler.MODE_NAMES)} modes" in lab.status.value
 
 
 def test_lab_compare_disables_what_cannot_be_used_meanwhile(lab):

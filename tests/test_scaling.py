@@ -279,7 +279,7 @@ def test_adaptive_clip_keeps_none_and_indexed_slices():
 )
 def test_normalize_hand_vectors(grads, norm, expected):
     """normalize scales each tensor to the target norm on its own; small ones grow; zero stays zero."""
-    out = gradlab.normalize([tf.constant(g) for g in grads], norm=norm)
+    out = gradlab.scaling.normalize([tf.constant(g) for g in grads], norm=norm)
     assert_grads_close(out, expected)
 
 
@@ -294,14 +294,14 @@ def test_normalize_hand_vectors(grads, norm, expected):
 )
 def test_normalize_global_hand_vectors(grads, norm, expected):
     """normalize_global scales all tensors together to the target global norm; all-zero stays zero."""
-    out = gradlab.normalize_global([tf.constant(g) for g in grads], norm=norm)
+    out = gradlab.scaling.normalize_global([tf.constant(g) for g in grads], norm=norm)
     assert_grads_close(out, expected)
 
 
 def test_normalize_keeps_none_and_indexed_slices():
     """None stays in place and IndexedSlices stay IndexedSlices under both normalizations."""
     g = [None, tf.IndexedSlices(tf.constant([[3.0, 4.0]]), tf.constant([1]), tf.constant([3, 2]))]
-    for fn in (gradlab.normalize, gradlab.normalize_global):
+    for fn in (gradlab.scaling.normalize, gradlab.scaling.normalize_global):
         out = fn(g)
         assert_same_structure(out, g)
         np.testing.assert_allclose(out[1].values.numpy(), [[0.6, 0.8]], rtol=1e-6)
@@ -349,7 +349,9 @@ def test_float16_clipping_of_a_large_tensor_keeps_the_bound(mode):
     np.testing.assert_allclose(float(gradlab.global_norm([out])), 1.0, rtol=1e-3)
 
 
-@pytest.mark.parametrize("fn", [gradlab.normalize, gradlab.normalize_global], ids=["normalize", "normalize_global"])
+@pytest.mark.parametrize(
+    "fn", [gradlab.scaling.normalize, gradlab.scaling.normalize_global], ids=["normalize", "normalize_global"]
+)
 @pytest.mark.parametrize("grad", [[0.0, 0.0], [1e-6, 0.0]], ids=["zero", "tiny"])
 def test_float16_normalize_stays_finite(fn, grad):
     """float16: an all-zero tensor stays zero and a tiny one gets the target norm, never inf or NaN."""
@@ -434,12 +436,12 @@ def test_clip_by_value_properties(arrays, t):
 @given(GRAD_LISTS, THRESHOLDS)
 def test_normalize_properties(arrays, t):
     """Each non-zero tensor gets norm t with its direction kept; applying it twice changes nothing."""
-    out = [o.numpy() for o in gradlab.normalize([tf.constant(a) for a in arrays], norm=t)]
+    out = [o.numpy() for o in gradlab.scaling.normalize([tf.constant(a) for a in arrays], norm=t)]
     for a, o, n_in, n_out in zip(arrays, out, norms64(arrays), norms64(out)):
         if n_in > 1e-3:
             assert n_out == pytest.approx(t, rel=1e-5)
             assert cosine(a, o) == pytest.approx(1.0, abs=1e-5)
-            again = gradlab.normalize([tf.constant(o)], norm=t)[0].numpy()
+            again = gradlab.scaling.normalize([tf.constant(o)], norm=t)[0].numpy()
             np.testing.assert_allclose(again, o, rtol=1e-5, atol=1e-6 * t)
         elif n_in == 0:
             assert not o.any()
@@ -449,13 +451,13 @@ def test_normalize_properties(arrays, t):
 @given(GRAD_LISTS, THRESHOLDS)
 def test_normalize_global_properties(arrays, t):
     """A non-zero gradient list gets global norm t, whole direction kept; twice changes nothing."""
-    out = [o.numpy() for o in gradlab.normalize_global([tf.constant(a) for a in arrays], norm=t)]
+    out = [o.numpy() for o in gradlab.scaling.normalize_global([tf.constant(a) for a in arrays], norm=t)]
     n_in, n_out = np.linalg.norm(norms64(arrays)), np.linalg.norm(norms64(out))
     if n_in > 1e-3:
         assert n_out == pytest.approx(t, rel=1e-5)
         flat_in, flat_out = np.concatenate([a.ravel() for a in arrays]), np.concatenate([o.ravel() for o in out])
         assert cosine(flat_in, flat_out) == pytest.approx(1.0, abs=1e-5)
-        again = [o.numpy() for o in gradlab.normalize_global([tf.constant(o) for o in out], norm=t)]
+        again = [o.numpy() for o in gradlab.scaling.normalize_global([tf.constant(o) for o in out], norm=t)]
         for o, o2 in zip(out, again):
             np.testing.assert_allclose(o2, o, rtol=1e-5, atol=1e-6 * t)
     elif n_in == 0:

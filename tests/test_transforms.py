@@ -316,7 +316,7 @@ def test_adaptive_state_exists_only_where_a_run_can_use_it():
     both.set(mode="autoclip", threshold=50.0)
     assert both.mode_name == "autoclip"
     every = gradlab.Scaler("none", modes="all")
-    assert every.autoclip is not None and every.zclip is not None and every.modes == gradlab.MODE_NAMES
+    assert every.autoclip is not None and every.zclip is not None and every.modes == gradlab.scaler.MODE_NAMES
     for bad in ("some", [], ["glob"], 3):
         with pytest.raises(ValueError, match="modes|mode"):
             gradlab.Scaler("none", modes=bad)
@@ -327,7 +327,7 @@ def test_every_mode_is_one_record_used_everywhere(monkeypatch):
     from gradlab.lab import threshold_range
     from gradlab.scaler import modes
 
-    assert tuple(modes.MODES) == gradlab.MODE_NAMES
+    assert tuple(modes.MODES) == gradlab.scaler.MODE_NAMES
     for name, record in modes.MODES.items():
         assert record.name == name and callable(record.decide)
         assert record.applies in ("none", "scale", "clip", "units")
@@ -359,7 +359,7 @@ SEL_GRADS = [[10.0, 20.0], [30.0], [3.0, 0.0], [4.0], [1.0, -1.0], [5.0]]
 
 def test_selective_rules_factor_transform_default_first_match():
     """Float factor, a transform on the group's own global norm, default for the rest, first rule wins."""
-    sel = gradlab.Selective(
+    sel = gradlab.scaler.Selective(
         [
             ("^encoder", 0.5),  # encoder_*: halved
             ("head", gradlab.Scaler("global_norm", 1.0)),  # head_*: group global norm sqrt(9+16)=5 -> /5
@@ -375,7 +375,7 @@ def test_selective_rules_factor_transform_default_first_match():
 
 def test_selective_unmatched_unchanged_without_default_and_none_kept():
     """With default None unmatched gradients are returned as they are; None stays None."""
-    sel = gradlab.Selective({"head": 0.1})
+    sel = gradlab.scaler.Selective({"head": 0.1})
     grads = [tf.constant(g) for g in SEL_GRADS]
     grads[2] = None
     out = sel(grads, selective_variables())
@@ -390,7 +390,7 @@ def test_selective_matches_path_before_name():
     kernel, bias = named_layer_variables()
     assert kernel.name == "kernel"
     grads = [tf.ones((3, 2)), tf.ones(2)]
-    out = gradlab.Selective([("^kernel$", 0.0), ("^enc/kernel$", 0.5)])(grads, [kernel, bias])
+    out = gradlab.scaler.Selective([("^kernel$", 0.0), ("^enc/kernel$", 0.5)])(grads, [kernel, bias])
     np.testing.assert_array_equal(out[0].numpy(), np.full((3, 2), 0.5))
     np.testing.assert_array_equal(out[1].numpy(), np.ones(2))
 
@@ -398,7 +398,7 @@ def test_selective_matches_path_before_name():
 def test_selective_needs_variables():
     """Selective matches by name, so it refuses to run without variables."""
     with pytest.raises(ValueError, match="variables"):
-        gradlab.Selective([("a", 0.5)])([tf.constant([1.0])])
+        gradlab.scaler.Selective([("a", 0.5)])([tf.constant([1.0])])
 
 
 # ---------------------------------------------------------------- Chain
@@ -414,7 +414,7 @@ def test_selective_needs_variables():
 def test_chain_order_matters(order, expected):
     """Chain applies transforms in order; swapping them changes the result (hand numbers)."""
     value, glob = gradlab.Scaler("value", 2.0), gradlab.Scaler("global_norm", 1.0)
-    chain = gradlab.Chain(value, glob) if order.startswith("value") else gradlab.Chain(glob, value)
+    chain = gradlab.scaler.Chain(value, glob) if order.startswith("value") else gradlab.scaler.Chain(glob, value)
     np.testing.assert_allclose(chain([tf.constant([3.0, 1.0])])[0].numpy(), expected, rtol=1e-6)
 
 
@@ -430,7 +430,7 @@ def test_chain_passes_variables_and_plain_functions():
         return grads
 
     variables = named_layer_variables()
-    out = gradlab.Chain(double, record)([tf.ones((3, 2)), tf.ones(2)], variables)
+    out = gradlab.scaler.Chain(double, record)([tf.ones((3, 2)), tf.ones(2)], variables)
     np.testing.assert_array_equal(out[1].numpy(), [2.0, 2.0])
     assert seen["names"] == ["enc/kernel", "enc/bias"]
 
@@ -438,18 +438,18 @@ def test_chain_passes_variables_and_plain_functions():
 # ---------------------------------------------------------------- serialization
 def test_chain_and_selective_round_trip_through_keras_serialization():
     """A Chain holding a Scaler and a Selective survives serialize -> JSON -> deserialize."""
-    chain = gradlab.Chain(
+    chain = gradlab.scaler.Chain(
         gradlab.Scaler("value", 25.0, nonfinite="zero", zclip_warmup=7, modes=["zclip"]),
-        gradlab.Selective(
+        gradlab.scaler.Selective(
             [("^encoder", 0.5), ("head", gradlab.Scaler("global_norm", 1.0))],
             default=2.0,
         ),
     )
     config = keras.saving.serialize_keras_object(chain)
     restored = keras.saving.deserialize_keras_object(json.loads(json.dumps(config)))
-    assert isinstance(restored, gradlab.Chain)
+    assert isinstance(restored, gradlab.scaler.Chain)
     first, sel = restored.transforms
-    assert isinstance(first, gradlab.Scaler) and isinstance(sel, gradlab.Selective)
+    assert isinstance(first, gradlab.Scaler) and isinstance(sel, gradlab.scaler.Selective)
     assert (first.mode_name, float(first.threshold), first.nonfinite, first.zclip.warmup) == ("value", 25.0, "zero", 7)
     assert [rx.pattern for rx, _ in sel.rules] == ["^encoder", "head"]
     assert sel.rules[0][1] == 0.5 and sel.default == 2.0
@@ -469,7 +469,7 @@ def test_scaler_round_trip_keeps_mode_threshold_and_options(mode, threshold):
         mode, threshold, nonfinite="raise", autoclip_history=7, zclip_alpha=0.9, zclip_warmup=4, modes="all"
     )
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(scaler))
-    assert restored.modes == gradlab.MODE_NAMES
+    assert restored.modes == gradlab.scaler.MODE_NAMES
     assert restored.mode_name == mode and float(restored.threshold) == pytest.approx(threshold)
     assert restored.nonfinite == "raise"
     assert restored.autoclip.history_size == 7

@@ -43,7 +43,8 @@ class CliffExplorer:
     Attributes:
       slider: the ``FloatLogSlider`` of the threshold.
       figure: the ``go.FigureWidget`` (trace 0 the surface, 1 plain descent, 2 clipped descent, 3 the start).
-      plain, clipped: the two trajectories, ``(steps + 1, 2)`` arrays of ``(w, b)``.
+      plain: plain descent's trajectory, a ``(steps + 1, 2)`` array of ``(w, b)``.
+      clipped: the clipped descent's trajectory, the same shape.
       widget: what displays (the slider above the figure).
     """
 

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradlab import _checks
+from gradlab import _checks, _extras
 from gradlab.problems import recurrent
 
 __all__ = [
@@ -166,7 +166,7 @@ def wide_mlp(seed: int = 0, samples: int = 2048, width: int = 1024) -> Problem:
 def digits(seed: int = 0) -> Problem:
     """scikit-learn's bundled 8x8 digits (1,797 images), a small MLP classifier."""
     seed = _seed(seed)
-    from sklearn.datasets import load_digits
+    load_digits = _extras.require("sklearn.datasets", "gradlab.problems.digits").load_digits
 
     data = load_digits()
     x = (data.data / 16.0).astype("float32")

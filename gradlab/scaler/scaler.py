@@ -79,7 +79,7 @@ class Scaler:
     """Scale gradients by a mode chosen by name; mode and threshold are live.
 
     Args:
-      mode: one of ``gradlab.MODE_NAMES``: ``"none"``, ``"value"``, ``"norm"``,
+      mode: one of ``gradlab.scaler.MODE_NAMES``: ``"none"``, ``"value"``, ``"norm"``,
         ``"global_norm"``, ``"normalize"``, ``"global_normalize"``, ``"agc"``,
         ``"autoclip"``, ``"zclip"``, ``"block_rms"``, ``"trust_ratio"``, ``"adagc"``.
       threshold: positive float; its meaning depends on the mode (``clipvalue``,
@@ -102,7 +102,7 @@ class Scaler:
         steps (25) and epsilon (1e-6).
       zclip_max_grad_norm: ZClip's cap on every step's global norm, warm-up
         included, or None (default) for no cap. The reference implementation caps
-        at 1.0; see :class:`gradlab.ZClip` for why gradlab does not by default and
+        at 1.0; see :class:`gradlab.scaling.ZClip` for why gradlab does not by default and
         what that costs on a run that explodes during the warm-up. Its other
         options change live with ``scaler.zclip.set(...)``.
       adagc_lambda_abs, adagc_beta, adagc_warmup_steps: AdaGC's warm-up bound on the

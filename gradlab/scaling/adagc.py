@@ -3,7 +3,7 @@
 During warm-up AdaGC clips the global norm to an absolute bound and remembers, per
 tensor, the smallest clipped norm; after it, each tensor is clipped to ``lambda_rel``
 times an exponential moving average of its own clipped norms. The state (one EMA per
-tensor and the step) lives in ``tf.Variable``s; the numeric options too, so
+tensor and the step) lives in ``tf.Variable`` objects; the numeric options too, so
 :meth:`AdaGC.set` changes them between steps without a retrace.
 """
 

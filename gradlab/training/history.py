@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from gradlab import _checks
+from gradlab import _checks, _extras
 
 __all__ = ["PER_EXAMPLE", "Columns", "History", "SCALARS"]
 
@@ -242,7 +242,7 @@ class History:
         ``steps`` has one row per step and a column per scalar (``mode`` as its
         name); ``layers`` has one row per (step, layer) with the per-layer columns.
         """
-        import pandas as pd
+        pd = _extras.require("pandas", "History.to_pandas")
 
         steps = pd.DataFrame({"step": self.steps, **{k: getattr(self, k) for k in SCALARS}})
         steps["mode"] = self.modes
@@ -271,6 +271,7 @@ class History:
         path = os.fspath(logdir) if isinstance(logdir, os.PathLike) else logdir
         if not isinstance(path, str) or not path:
             raise _checks._fail("logdir", "a directory path (a non-empty string or os.PathLike)", logdir)
+        _extras.require("tensorboard", "History.to_tensorboard")  # tf.summary's writers come with it
         import tensorflow as tf
 
         writer = tf.summary.create_file_writer(path)

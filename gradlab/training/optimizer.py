@@ -43,7 +43,7 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         It must not clip on its own (no ``clipnorm``, ``clipvalue`` or
         ``global_clipnorm``) and must not accumulate gradients.
       mode: a gradlab mode name (``"global_norm"`` by default); see
-        :data:`gradlab.MODE_NAMES`.
+        :data:`gradlab.scaler.MODE_NAMES`.
       threshold: the mode's threshold (``None``: the mode's default).
       transform: a custom transform ``fn(grads[, variables]) -> grads`` instead
         of a mode.
@@ -94,7 +94,7 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         if isinstance(inner_optimizer, ScaledOptimizer):
             raise ValueError(
                 "Argument `inner_optimizer` must not be a ScaledOptimizer: the gradients would be scaled twice. "
-                "Wrap the plain optimizer once, or compose transforms with gradlab.Chain(...). Received: "
+                "Wrap the plain optimizer once, or compose transforms with gradlab.scaler.Chain(...). Received: "
                 f"inner_optimizer=ScaledOptimizer({type(inner_optimizer.inner_optimizer).__name__}, "
                 f"scaler={inner_optimizer.scaler!r})"
             )

@@ -2,8 +2,8 @@
 
 A :class:`Recorder` owns one preallocated ``tf.Variable`` buffer of shape
 ``(capacity, columns)``. Each step names its statistics (the
-:data:`gradlab.history.SCALARS`, the per-layer norms before and after scaling
-and update-to-weight ratios, the :data:`gradlab.history.PER_EXAMPLE` columns);
+:data:`gradlab.training.history.SCALARS`, the per-layer norms before and after scaling
+and update-to-weight ratios, the :data:`gradlab.training.history.PER_EXAMPLE` columns);
 :class:`~gradlab.training.history.Columns`, the one layout that History reads
 too, packs them into one row, written with a single scatter. The host reads the buffer only in
 :meth:`Recorder.flush`, every ``capacity`` steps or at the end.
@@ -174,8 +174,8 @@ def weights_before(variables):
     Run the update under ``tf.control_dependencies([squared_norms])`` and measure
     it with :func:`measure_update`, which keeps ``reads`` until the new weights
     are there. (Outside XLA, TensorFlow then copies each variable on its first
-    write: measured at about 2% of a 1M-parameter MLP's step, see the README's
-    performance section; XLA keeps the old buffer at no measurable cost.)
+    write; ``make profile`` shows the cost, and the docs' performance page says
+    where the time goes. XLA keeps the old buffer.)
     """
     reads = [_read(v) for v in variables]
     return reads, tf.stack([squared_norm(r) for r in reads])
