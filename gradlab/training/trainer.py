@@ -242,32 +242,29 @@ class Trainer:
             loss, grads = self._loss_and_grads(x, y, loss_scale)
         else:
             loss, grads = self._accumulated(x, y, loss_scale)
-        # Keras' apply divides by the optimizer's loss_scale_factor (as model.fit multiplied the
-        # loss by it): hand it the true gradients times that factor.
+        # Keras' apply divides by loss_scale_factor (the loss was multiplied by it): give it g * factor.
         factor = self.optimizer.loss_scale_factor
         if factor is not None:
             loss_scale = loss_scale * factor
         if lso is None:
+            on_skip = None
 
             def apply(scaled):
-                if factor is not None:
-                    scaled = [None if g is None else _times(g, factor) for g in scaled]
-                self.optimizer.apply(scaled, self.variables)
+                self.optimizer.apply(scaled if factor is None else [_times(g, factor) for g in scaled], self.variables)
 
-            on_skip = None
         else:
             # Mixed precision: LossScaleOptimizer's own apply unscales, applies, and grows its
             # scale after dynamic_growth_steps finite steps. gradlab scaled the true gradients,
             # so it hands them back times the same scale (a power of two: exact).
             def apply(scaled):
-                lso.apply([None if g is None else _times(g, loss_scale) for g in scaled], self.variables)
+                lso.apply([_times(g, loss_scale) for g in scaled], self.variables)
 
             def on_skip():
                 # A step the policy skips is one LossScaleOptimizer must skip too, and halve its
                 # scale: hand it non-finite gradients (the norm can overflow float32 while every
                 # entry is finite, so the step's own gradients are not enough).
                 nan = tf.constant(float("nan"))
-                lso.apply([None if g is None else _times(g, nan) for g in grads], self.variables)
+                lso.apply([_times(g, nan) for g in grads], self.variables)
 
         instrumented_update(
             self.scaler,
@@ -496,6 +493,8 @@ def _add(a, b):
 
 
 def _times(g, c):
+    if g is None:
+        return None
     if isinstance(g, tf.IndexedSlices):
         return tf.IndexedSlices(g.values * tf.cast(c, g.values.dtype), g.indices, g.dense_shape)
     return g * tf.cast(c, g.dtype)
