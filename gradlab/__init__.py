@@ -28,7 +28,7 @@ from gradlab.display.advice import advice_figure, verification_figure  # noqa: E
 from gradlab.display.report import report  # noqa: E402
 from gradlab.explore import Advice, Verification, advise, compare  # noqa: E402
 from gradlab.lab import Lab  # noqa: E402
-from gradlab.scaler import MODE_NAMES, MODES, NONFINITE_POLICIES, Chain, Info, Scaler, Selective  # noqa: E402
+from gradlab.scaler import MODE_NAMES, MODES, NONFINITE_POLICIES, Chain, Info, Scaler, Selective, SkipSpikes  # noqa: E402
 from gradlab.scaling import (  # noqa: E402
     AdaGC,
     AutoClip,
@@ -77,6 +77,7 @@ __all__ = [
     "ScaledOptimizer",
     "Scaler",
     "Selective",
+    "SkipSpikes",
     "SpikeAwareClip",
     "ZClip",
     "adaptive_clip",

@@ -46,6 +46,7 @@ __all__ = [
 PALETTE = RUNS  # colours of runs side by side (kept name)
 BEFORE, AFTER, BOUND = LIVE["before"], LIVE["after"], LIVE["bound"]
 SKIPPED = "skipped step (non-finite)"
+SPIKED = "skipped step (spike)"  # skipped by the spike rule (Scaler(skip_spikes=...)): finite, too large
 STRIP_Y = 1.1  # where the strip of skipped steps runs, on the clip-rate axis (0..1)
 
 
@@ -120,8 +121,43 @@ def clip_rate(h: History, window: int = 20) -> np.ndarray:
         return np.where(n > 0, clipped / np.where(n > 0, n, 1.0), np.nan)
 
 
+def _nonfinite_steps(h: History) -> np.ndarray:
+    """The steps skipped for non-finite gradients (not the spikes: see :func:`_spike_markers`)."""
+    return h.steps[(h.skipped > 0) & ~h.spiked]
+
+
+def _spike_markers(h: History, showlegend=True, **kw) -> go.Scatter:
+    """The steps the spike rule skipped, circled in red at their own norm."""
+    steps = h.steps[h.spiked]
+    return go.Scatter(
+        x=steps.tolist(),
+        y=h.norm_before[h.spiked].tolist(),
+        mode="markers",
+        marker=dict(symbol="circle-open", color=SKIP, size=12, line=dict(width=2, color=SKIP)),
+        name=SPIKED,
+        showlegend=showlegend and bool(len(steps)),
+        hovertemplate="step %{x}: skipped (spike, norm %{y:.3g})<extra></extra>",
+        **kw,
+    )
+
+
+def _spike_strip(steps, **kw) -> go.Scatter:
+    """The steps the spike rule skipped, as red triangles along the top of the clip-rate panel."""
+    steps = np.asarray(steps)
+    return go.Scatter(
+        x=steps.tolist(),
+        y=[STRIP_Y] * len(steps),
+        mode="markers",
+        marker=dict(symbol="triangle-down", color=SKIP, size=9),
+        name=SPIKED,
+        showlegend=bool(len(steps)),
+        hovertemplate="step %{x}: skipped (spike)<extra></extra>",
+        **kw,
+    )
+
+
 def _skip_markers(h: History, y_level: float, name=SKIPPED, showlegend=True, **kw):
-    steps = h.steps[h.skipped > 0]
+    steps = _nonfinite_steps(h)
     return go.Scatter(
         x=steps.tolist(),
         y=[y_level] * len(steps),
@@ -218,7 +254,8 @@ def norm_figure(history: History, log_y: bool = True) -> go.Figure:
     """Global gradient norm before and after scaling, with the bound in force.
 
     The bound is drawn as a step line that follows every change of threshold
-    (and the bound AutoClip/ZClip computed); skipped steps are red crosses.
+    (and the bound AutoClip/ZClip computed); skipped steps are red crosses (spikes the
+    spike rule skipped: red circles at their own norm).
     Entries that would draw nothing (no bound in mode ``none``, no skipped step)
     are left out of the legend.
     """
@@ -268,7 +305,7 @@ def _norm_traces(h: History, showlegend=True):
             showlegend=showlegend and has_bound,
         ),
         _skip_markers(h, _top(h.norm_before), showlegend=showlegend),
-    ]
+    ] + ([_spike_markers(h, showlegend=showlegend)] if h.spiked.any() else [])
 
 
 def clip_rate_figure(histories, window: int = 20) -> go.Figure:
@@ -358,7 +395,8 @@ def overview(histories, window: int = 20, log_loss: bool = True) -> go.Figure:
     """Loss, global norms and clip rate in one figure.
 
     One run: norms before and after with the bound, skipped steps as a red strip on
-    the clip-rate panel, validation loss when recorded. Several runs: their losses,
+    the clip-rate panel (ticks for non-finite steps, triangles for skipped spikes),
+    validation loss when recorded. Several runs: their losses,
     post-scaling norms and clip rates overlaid, one colour per run (one legend entry
     each). The y ranges hold the runs that stay finite; a run that diverged is marked
     at the top edge (▲).
@@ -395,7 +433,9 @@ def overview(histories, window: int = 20, log_loss: bool = True) -> go.Figure:
             row=3,
             col=1,
         )
-        fig.add_trace(_skip_strip(h.steps[h.skipped > 0]), row=3, col=1)
+        fig.add_trace(_skip_strip(_nonfinite_steps(h)), row=3, col=1)
+        if h.spiked.any():
+            fig.add_trace(_spike_strip(h.steps[h.spiked]), row=3, col=1)
         loss_range = decade_range([_kept(h, h.loss), h.val_loss])
         norm_range = decade_range([_kept(h, h.norm_before), _kept(h, h.norm_after), _kept(h, h.bound)])
         names, colors = [h.label or "this run"], [LIVE["loss"]]
@@ -414,9 +454,12 @@ def overview(histories, window: int = 20, log_loss: bool = True) -> go.Figure:
             fig.add_scatter(
                 x=h.steps.tolist(), y=finite(clip_rate(h, window)), name=name, showlegend=False, row=3, col=1, **group
             )
-        skipped = np.unique(np.concatenate([h.steps[h.skipped > 0] for h in hs]))
+        skipped = np.unique(np.concatenate([_nonfinite_steps(h) for h in hs]))
         if skipped.size:
             fig.add_trace(_skip_strip(skipped), row=3, col=1)
+        spiked = np.unique(np.concatenate([h.steps[h.spiked] for h in hs]))
+        if spiked.size:
+            fig.add_trace(_spike_strip(spiked), row=3, col=1)
         loss_range = decade_range([_kept(h, h.loss) for h in hs])
         norm_range = decade_range([_kept(h, h.norm_after) for h in hs])
     _panel_axes(fig, log_loss, loss_range, norm_range)
@@ -479,6 +522,7 @@ class LiveFigure:
         "threshold / bound": (LIVE["bound"], 2),
         SKIPPED: (SKIP, 3),
         "clip rate": (LIVE["clip"], 3),
+        SPIKED: (SKIP, 3),
     }
 
     def __init__(self, window: int = 20, height: int = 600, max_points: int = 1000, patience: float = 2.0):
@@ -495,6 +539,8 @@ class LiveFigure:
         for name, (color, row) in self.TRACES.items():
             if name == SKIPPED:
                 trace = _skip_strip([], legend="legend")
+            elif name == SPIKED:
+                trace = _spike_strip([], legend="legend")
             else:
                 line = dict(color=color, dash="dash", shape="hv") if name == "threshold / bound" else dict(color=color)
                 trace = go.Scatter(x=[], y=[], name=name, line=line, legend="legend", showlegend=False)
@@ -565,7 +611,8 @@ class LiveFigure:
         h = _one(h, "h")
         keep = _thin(len(h), self.max_points)
         x = h.steps[keep].astype(np.int32)
-        skipped = h.steps[h.skipped > 0].astype(np.int32)
+        skipped = _nonfinite_steps(h).astype(np.int32)
+        spiked = h.steps[h.spiked].astype(np.int32)
         ran = len(h) > 0
         series = {  # trace name: (y, shown in the legend); the traces are found by name
             "loss": (h.loss, ran),
@@ -574,6 +621,7 @@ class LiveFigure:
             "threshold / bound": (h.bound, bool(np.isfinite(h.bound).any())),
             SKIPPED: (None, bool(len(skipped))),
             "clip rate": (clip_rate(h, self.window), ran),
+            SPIKED: (None, bool(len(spiked))),
         }
         view = self._layout_view(h)
         edit, sent = _internals.edit_id(self.widget), self._sent
@@ -582,7 +630,8 @@ class LiveFigure:
             for name, (y, show) in series.items():
                 trace = live[name]
                 if y is None:  # skipped steps: the strip along the top of the clip-rate panel
-                    trace.x, trace.y = skipped, np.full(len(skipped), STRIP_Y)
+                    marks = spiked if name == SPIKED else skipped
+                    trace.x, trace.y = marks, np.full(len(marks), STRIP_Y)
                 else:
                     trace.x, trace.y = x, gaps(np.asarray(y)[keep])
                 if trace.showlegend != show:

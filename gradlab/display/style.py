@@ -39,7 +39,7 @@ LIVE = {
     "bound": "#ff7f0e",
     "clip": "#2ca02c",
 }
-SKIP = "#d62728"  # skipped (non-finite) steps, and nothing else
+SKIP = "#d62728"  # skipped steps (non-finite, or spikes the spike rule skipped), and nothing else
 # Runs side by side: no red (SKIP), no grey (norm before), no near-black (loss).
 RUNS = (
     "#1f77b4",

@@ -243,6 +243,7 @@ class Trainer:
             loss, grads = self._loss_and_grads(x, y, loss_scale)
         else:
             loss, grads = self._accumulated(x, y, loss_scale)
+        on_spike = None
         if lso is None:
             apply, on_skip = (lambda scaled: self.optimizer.apply(scaled, self.variables)), None
         else:
@@ -259,6 +260,9 @@ class Trainer:
                 nan = tf.constant(float("nan"))
                 lso.apply([None if g is None else _times(g, nan) for g in grads], self.variables)
 
+            def on_spike():  # finite gradients: the loss scale stays, and so does its growth count
+                pass
+
         instrumented_update(
             self.scaler,
             grads,
@@ -268,6 +272,7 @@ class Trainer:
             loss=loss,
             loss_scale=loss_scale,
             on_skip=on_skip,
+            on_spike=on_spike,
         )
 
     def _distributed_step(self, x, y):
