@@ -344,3 +344,43 @@ def test_set_refuses_a_bad_sigma_and_keeps_the_old_one():
     with pytest.raises(ValueError, match=msg("Argument `sigma` must be", "Received: sigma=-1")):
         rule.set(sigma=-1)
     assert float(rule.sigma.numpy()) == 3.0
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the Stop below, on purpose
+def test_lab_gives_its_run_and_its_compare_a_rule_each(monkeypatch):
+    from gradlab.lab import lab as lab_module
+
+    lab = gradlab.Lab(steps=4, skip_spikes={"sigma": 3.0, "window": 8})
+    assert lab.scaler.spikes.get_config() == {"sigma": 3.0, "window": 8, "watch": "norm", "min_history": 4}
+    made = []
+
+    class Stop(Exception):
+        pass
+
+    def trainer(model, loss, optimizer, scaler, **kwargs):  # Compare's Trainer: keep its scaler, stop there
+        made.append(scaler)
+        raise Stop
+
+    monkeypatch.setattr(lab_module, "Trainer", trainer)
+    lab.compare_all(steps=2, wait=True)
+    assert isinstance(lab.error, Stop) and len(made) == 1
+    assert made[0].spikes.get_config() == lab.scaler.spikes.get_config()
+    assert made[0].spikes.norms.values is not lab.scaler.spikes.norms.values  # windows of its own
+    with pytest.raises(ValueError, match=msg("Argument `skip_spikes` must be", "Received: skip_spikes=3")):
+        gradlab.Lab(skip_spikes=3)
+
+
+def test_report_command_line_skips_spikes(tmp_path, monkeypatch):
+    from gradlab.display import report
+
+    seen = {}
+    real = report.compare
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs.get("scaler_options", {}))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(report, "compare", spy)
+    argv = ["--problem", "deep_mlp", "--modes", "none", "--steps", "3", "--out", str(tmp_path / "r.html")]
+    assert report.main([*argv, "--skip-spikes", "4"]) == 0
+    assert seen == {"skip_spikes": {"sigma": 4.0}}
