@@ -27,7 +27,7 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from gradlab import _checks, _internals
-from gradlab.display.style import COMPARED, LIVE, RUNS, SKIP, decade_range, diverged_at, log_axis, run_color
+from gradlab.display.style import COMPARED, LIVE, RUNS, SKIP, SPIKE, decade_range, diverged_at, log_axis, run_color
 from gradlab.training.history import History
 
 __all__ = [
@@ -127,13 +127,13 @@ def _nonfinite_steps(h: History) -> np.ndarray:
 
 
 def _spike_markers(h: History, showlegend=True, **kw) -> go.Scatter:
-    """The steps the spike rule skipped, circled in red at their own norm."""
+    """The steps the spike rule skipped, circled (magenta) at their own norm."""
     steps = h.steps[h.spiked]
     return go.Scatter(
         x=steps.tolist(),
         y=h.norm_before[h.spiked].tolist(),
         mode="markers",
-        marker=dict(symbol="circle-open", color=SKIP, size=12, line=dict(width=2, color=SKIP)),
+        marker=dict(symbol="circle-open", color=SPIKE, size=12, line=dict(width=2, color=SPIKE)),
         name=SPIKED,
         showlegend=showlegend and bool(len(steps)),
         hovertemplate="step %{x}: skipped (spike, norm %{y:.3g})<extra></extra>",
@@ -142,13 +142,13 @@ def _spike_markers(h: History, showlegend=True, **kw) -> go.Scatter:
 
 
 def _spike_strip(steps, **kw) -> go.Scatter:
-    """The steps the spike rule skipped, as red triangles along the top of the clip-rate panel."""
+    """The steps the spike rule skipped, as magenta triangles along the top of the clip-rate panel."""
     steps = np.asarray(steps)
     return go.Scatter(
         x=steps.tolist(),
         y=[STRIP_Y] * len(steps),
         mode="markers",
-        marker=dict(symbol="triangle-down", color=SKIP, size=9),
+        marker=dict(symbol="triangle-down", color=SPIKE, size=9),
         name=SPIKED,
         showlegend=bool(len(steps)),
         hovertemplate="step %{x}: skipped (spike)<extra></extra>",
@@ -255,7 +255,7 @@ def norm_figure(history: History, log_y: bool = True) -> go.Figure:
 
     The bound is drawn as a step line that follows every change of threshold
     (and the bound AutoClip/ZClip computed); skipped steps are red crosses (spikes the
-    spike rule skipped: red circles at their own norm).
+    spike rule skipped: magenta circles at their own norm).
     Entries that would draw nothing (no bound in mode ``none``, no skipped step)
     are left out of the legend.
     """
@@ -395,7 +395,7 @@ def overview(histories, window: int = 20, log_loss: bool = True) -> go.Figure:
     """Loss, global norms and clip rate in one figure.
 
     One run: norms before and after with the bound, skipped steps as a red strip on
-    the clip-rate panel (ticks for non-finite steps, triangles for skipped spikes),
+    the clip-rate panel (red ticks for non-finite steps, magenta triangles for skipped spikes),
     validation loss when recorded. Several runs: their losses,
     post-scaling norms and clip rates overlaid, one colour per run (one legend entry
     each). The y ranges hold the runs that stay finite; a run that diverged is marked
@@ -522,7 +522,7 @@ class LiveFigure:
         "threshold / bound": (LIVE["bound"], 2),
         SKIPPED: (SKIP, 3),
         "clip rate": (LIVE["clip"], 3),
-        SPIKED: (SKIP, 3),
+        SPIKED: (SPIKE, 3),
     }
 
     def __init__(self, window: int = 20, height: int = 600, max_points: int = 1000, patience: float = 2.0):

@@ -24,6 +24,7 @@ __all__ = [
     "LIVE",
     "RUNS",
     "SKIP",
+    "SPIKE",
     "decade_range",
     "diverged_at",
     "log_axis",
@@ -39,8 +40,9 @@ LIVE = {
     "bound": "#ff7f0e",
     "clip": "#2ca02c",
 }
-SKIP = "#d62728"  # skipped steps (non-finite, or spikes the spike rule skipped), and nothing else
-# Runs side by side: no red (SKIP), no grey (norm before), no near-black (loss).
+SKIP = "#d62728"  # skipped (non-finite) steps, and nothing else
+SPIKE = "#c51b7d"  # steps the spike rule skipped (Scaler(skip_spikes=...)), and nothing else
+# Runs side by side: no red (SKIP), no magenta (SPIKE), no grey (norm before), no near-black (loss).
 RUNS = (
     "#1f77b4",
     "#ff7f0e",
