@@ -384,3 +384,12 @@ def test_report_command_line_skips_spikes(tmp_path, monkeypatch):
     argv = ["--problem", "deep_mlp", "--modes", "none", "--steps", "3", "--out", str(tmp_path / "r.html")]
     assert report.main([*argv, "--skip-spikes", "4"]) == 0
     assert seen == {"skip_spikes": {"sigma": 4.0}}
+
+
+def test_xla_step_skips_the_injected_spike():
+    x, y = spike_data()
+    model = small_model()
+    scaler = gradlab.Scaler("global_norm", 1.0, skip_spikes={"sigma": 6.0, "window": 16})
+    trainer = gradlab.Trainer(model, "mse", keras.optimizers.SGD(0.01), scaler, jit_compile=True)
+    h = trainer.fit(dataset=tf.data.Dataset.from_tensor_slices((x, y)).batch(8), steps=14, progress=False)
+    assert np.flatnonzero(h.spiked).tolist() == [12] and np.isfinite(h.loss).all()

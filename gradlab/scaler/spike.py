@@ -114,8 +114,15 @@ class SkipSpikes:
         must have been seen before the rule decides; default ``max(2, window // 2)``
         as OLMo-core.
 
-    Skipped steps count as skipped in the :class:`~gradlab.History` (``skipped``
-    is 1), and ``History.spiked`` tells them from the non-finite ones.
+    A skipped step is skipped as a non-finite one is: the optimizer is not called,
+    so the weights, its slots and its ``iterations`` (and a learning-rate schedule
+    that reads them) do not move, as with OLMo-core's ``step_increment_bugfix``
+    (its default); :class:`~gradlab.ScaledOptimizer` counts the step in
+    ``skipped_steps``; under mixed precision the loss scale is left as it is (a
+    spike is finite). The mode's own state (ZClip's statistics, AutoClip's
+    history) does not see the step either. The :class:`~gradlab.History` records
+    it as skipped (``skipped`` is 1) with its finite norm, and ``History.spiked``
+    tells it from the non-finite ones.
     """
 
     def __init__(self, sigma: float = 6.0, window: int = 128, *, watch: str = "norm", min_history: int | None = None):
