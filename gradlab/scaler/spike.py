@@ -118,7 +118,7 @@ class SkipSpikes:
     so the weights, its slots and its ``iterations`` (and a learning-rate schedule
     that reads them) do not move, as with OLMo-core's ``step_increment_bugfix``
     (its default); :class:`~gradlab.ScaledOptimizer` counts the step in
-    ``skipped_steps``; under mixed precision the loss scale is left as it is (a
+    ``skipped_steps``; under mixed precision the loss scale is not halved (a
     spike is finite). The mode's own state (ZClip's statistics, AutoClip's
     history) does not see the step either. The :class:`~gradlab.History` records
     it as skipped (``skipped`` is 1) with its finite norm, and ``History.spiked``
