@@ -47,7 +47,8 @@ class Info(NamedTuple):
       squared_norms: vector, squared norm of each incoming gradient (0 for None).
       squared_norms_after: vector, squared norm of each scaled gradient.
       finite: bool scalar, whether the gradients are finite (under
-        ``nonfinite="zero"``: once cleaned); False when the step must be skipped.
+        ``nonfinite="zero"``: once cleaned); False: the step is skipped. Whether
+        the update goes ahead is :attr:`update` (a spike can skip a finite step).
       bound: the global-norm bound in force this step (the threshold for the
         fixed modes, the computed bound for AutoClip and ZClip; inf when none).
       mode: int32, the index in :data:`MODE_NAMES` of the mode in force (read
@@ -69,6 +70,9 @@ class Info(NamedTuple):
     @property
     def update(self) -> tf.Tensor:
         """bool scalar: whether the update goes ahead (finite gradients and no spike)."""
+        static = tf.get_static_value(self.spike)
+        if static is not None and not static:  # no spike rule: the step's graph is what it was without one
+            return self.finite
         return tf.logical_and(self.finite, tf.logical_not(self.spike))
 
 
@@ -339,8 +343,11 @@ class Scaler:
         present = None if variables is None else [variables[i] for i in idx]
         names = [variable_name(variables[i]) if variables is not None else f"grads[{i}]" for i in idx]
         m = self.policy.guard(measure([values_of(grads[i]) for i in idx], present), names)
-        spike = tf.constant(False) if self.spikes is None else self.spikes.check(m.norm, loss, m.finite)
-        go = tf.logical_and(m.finite, tf.logical_not(spike))
+        if self.spikes is None:
+            spike, go = tf.constant(False), m.finite
+        else:
+            spike = self.spikes.check(m.norm, loss, m.finite)
+            go = tf.logical_and(m.finite, tf.logical_not(spike))
         if self.transform is not None:
             custom = Custom(self.transform, grads, idx, variables)
             values, after = self.policy.decide(m, custom.decide, custom.skipped, go)
