@@ -20,6 +20,7 @@ from plotly.subplots import make_subplots
 from gradlab import _checks, _internals
 from gradlab.display.panels import (
     SKIPPED,
+    SPIKED,
     STRIP_Y,
     as_histories,
     check_window,
@@ -28,13 +29,15 @@ from gradlab.display.panels import (
     finite,
     gaps,
     kept,
+    nonfinite_steps,
     one_history,
     panel_axes,
     panel_titles,
     short,
     skip_strip,
+    spike_strip,
 )
-from gradlab.display.style import COMPARED, LIVE, SKIP, decade_range, log_axis, run_color
+from gradlab.display.style import COMPARED, LIVE, SKIP, SPIKE, decade_range, log_axis, run_color
 from gradlab.training.history import History
 
 __all__ = ["LiveFigure", "overlay_label", "static_figure", "widget_bundle"]
@@ -84,6 +87,7 @@ class LiveFigure:
         "threshold / bound": (LIVE["bound"], 2),
         SKIPPED: (SKIP, 3),
         "clip rate": (LIVE["clip"], 3),
+        SPIKED: (SPIKE, 3),
     }
 
     def __init__(self, window: int = 20, height: int = 600, max_points: int = 1000, patience: float = 2.0):
@@ -100,6 +104,8 @@ class LiveFigure:
         for name, (color, row) in self.TRACES.items():
             if name == SKIPPED:
                 trace = skip_strip([], legend="legend")
+            elif name == SPIKED:
+                trace = spike_strip([], legend="legend")
             else:
                 line = dict(color=color, dash="dash", shape="hv") if name == "threshold / bound" else dict(color=color)
                 trace = go.Scatter(x=[], y=[], name=name, line=line, legend="legend", showlegend=False)
@@ -170,7 +176,8 @@ class LiveFigure:
         h = one_history(h, "h")
         keep = _thin(len(h), self.max_points)
         x = h.steps[keep].astype(np.int32)
-        skipped = h.steps[h.skipped > 0].astype(np.int32)
+        skipped = nonfinite_steps(h).astype(np.int32)
+        spiked = h.steps[h.spiked].astype(np.int32)
         ran = len(h) > 0
         series = {  # trace name: (y, shown in the legend); the traces are found by name
             "loss": (h.loss, ran),
@@ -179,6 +186,7 @@ class LiveFigure:
             "threshold / bound": (h.bound, bool(np.isfinite(h.bound).any())),
             SKIPPED: (None, bool(len(skipped))),
             "clip rate": (clip_rate(h, self.window), ran),
+            SPIKED: (None, bool(len(spiked))),
         }
         view = self._layout_view(h)
         edit, sent = _internals.edit_id(self.widget), self._sent
@@ -187,7 +195,8 @@ class LiveFigure:
             for name, (y, show) in series.items():
                 trace = live[name]
                 if y is None:  # skipped steps: the strip along the top of the clip-rate panel
-                    trace.x, trace.y = skipped, np.full(len(skipped), STRIP_Y)
+                    marks = spiked if name == SPIKED else skipped
+                    trace.x, trace.y = marks, np.full(len(marks), STRIP_Y)
                 else:
                     trace.x, trace.y = x, gaps(np.asarray(y)[keep])
                 if trace.showlegend != show:

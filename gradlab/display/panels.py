@@ -12,12 +12,13 @@ import numpy as np
 import plotly.graph_objects as go
 
 from gradlab import _checks
-from gradlab.display.style import SKIP, diverged_at, log_axis
+from gradlab.display.style import SKIP, SPIKE, diverged_at, log_axis
 from gradlab.training.history import History
 
 __all__ = [
     "HISTORIES",
     "SKIPPED",
+    "SPIKED",
     "STRIP_Y",
     "as_histories",
     "check_window",
@@ -30,10 +31,14 @@ __all__ = [
     "panel_axes",
     "panel_titles",
     "short",
+    "nonfinite_steps",
     "skip_strip",
+    "spike_markers",
+    "spike_strip",
 ]
 
 SKIPPED = "skipped step (non-finite)"
+SPIKED = "skipped step (spike)"  # skipped by the spike rule (Scaler(skip_spikes=...)): finite, too large
 STRIP_Y = 1.1  # where the strip of skipped steps runs, on the clip-rate axis (0..1)
 
 
@@ -107,6 +112,41 @@ def clip_rate(h: History, window: int = 20) -> np.ndarray:
     n = _window_sums(counted.astype(np.float64), window)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, clipped / np.where(n > 0, n, 1.0), np.nan)
+
+
+def nonfinite_steps(h: History) -> np.ndarray:
+    """The steps skipped for non-finite gradients (not the spikes: see :func:`spike_markers`)."""
+    return h.steps[(h.skipped > 0) & ~h.spiked]
+
+
+def spike_markers(h: History, showlegend=True, **kw) -> go.Scatter:
+    """The steps the spike rule skipped, circled (magenta) at their own norm."""
+    steps = h.steps[h.spiked]
+    return go.Scatter(
+        x=steps.tolist(),
+        y=h.norm_before[h.spiked].tolist(),
+        mode="markers",
+        marker=dict(symbol="circle-open", color=SPIKE, size=12, line=dict(width=2, color=SPIKE)),
+        name=SPIKED,
+        showlegend=showlegend and bool(len(steps)),
+        hovertemplate="step %{x}: skipped (spike, norm %{y:.3g})<extra></extra>",
+        **kw,
+    )
+
+
+def spike_strip(steps, **kw) -> go.Scatter:
+    """The steps the spike rule skipped, as magenta triangles along the top of the clip-rate panel."""
+    steps = np.asarray(steps)
+    return go.Scatter(
+        x=steps.tolist(),
+        y=[STRIP_Y] * len(steps),
+        mode="markers",
+        marker=dict(symbol="triangle-down", color=SPIKE, size=9),
+        name=SPIKED,
+        showlegend=bool(len(steps)),
+        hovertemplate="step %{x}: skipped (spike)<extra></extra>",
+        **kw,
+    )
 
 
 def skip_strip(steps, **kw) -> go.Scatter:

@@ -34,10 +34,13 @@ from gradlab.display.panels import (
     finite,
     gaps,
     kept,
+    nonfinite_steps,
     one_history,
     panel_axes,
     panel_titles,
     skip_strip,
+    spike_markers,
+    spike_strip,
 )
 from gradlab.display.style import LIVE, RUNS, SKIP, decade_range, log_axis, run_color
 from gradlab.training.history import History
@@ -65,7 +68,7 @@ BEFORE, AFTER, BOUND = LIVE["before"], LIVE["after"], LIVE["bound"]
 
 
 def _skip_markers(h: History, y_level: float, name=SKIPPED, showlegend=True, **kw):
-    steps = h.steps[h.skipped > 0]
+    steps = nonfinite_steps(h)
     return go.Scatter(
         x=steps.tolist(),
         y=[y_level] * len(steps),
@@ -115,7 +118,8 @@ def norm_figure(history: History, log_y: bool = True) -> go.Figure:
     """Global gradient norm before and after scaling, with the bound in force.
 
     The bound is drawn as a step line that follows every change of threshold
-    (and the bound AutoClip/ZClip computed); skipped steps are red crosses.
+    (and the bound AutoClip/ZClip computed); skipped steps are red crosses (spikes the
+    spike rule skipped: magenta circles at their own norm).
     Entries that would draw nothing (no bound in mode ``none``, no skipped step)
     are left out of the legend.
     """
@@ -165,7 +169,7 @@ def _norm_traces(h: History, showlegend=True):
             showlegend=showlegend and has_bound,
         ),
         _skip_markers(h, _top(h.norm_before), showlegend=showlegend),
-    ]
+    ] + ([spike_markers(h, showlegend=showlegend)] if h.spiked.any() else [])
 
 
 def clip_rate_figure(histories, window: int = 20) -> go.Figure:
@@ -240,7 +244,8 @@ def overview(histories, window: int = 20, log_loss: bool = True) -> go.Figure:
     """Loss, global norms and clip rate in one figure.
 
     One run: norms before and after with the bound, skipped steps as a red strip on
-    the clip-rate panel, validation loss when recorded. Several runs: their losses,
+    the clip-rate panel (red ticks for non-finite steps, magenta triangles for skipped spikes),
+    validation loss when recorded. Several runs: their losses,
     post-scaling norms and clip rates overlaid, one colour per run (one legend entry
     each). The y ranges hold the runs that stay finite; a run that diverged is marked
     at the top edge (▲).
@@ -277,7 +282,9 @@ def overview(histories, window: int = 20, log_loss: bool = True) -> go.Figure:
             row=3,
             col=1,
         )
-        fig.add_trace(skip_strip(h.steps[h.skipped > 0]), row=3, col=1)
+        fig.add_trace(skip_strip(nonfinite_steps(h)), row=3, col=1)
+        if h.spiked.any():
+            fig.add_trace(spike_strip(h.steps[h.spiked]), row=3, col=1)
         loss_range = decade_range([kept(h, h.loss), h.val_loss])
         norm_range = decade_range([kept(h, h.norm_before), kept(h, h.norm_after), kept(h, h.bound)])
         names, colors = [h.label or "this run"], [LIVE["loss"]]
@@ -296,9 +303,12 @@ def overview(histories, window: int = 20, log_loss: bool = True) -> go.Figure:
             fig.add_scatter(
                 x=h.steps.tolist(), y=finite(clip_rate(h, window)), name=name, showlegend=False, row=3, col=1, **group
             )
-        skipped = np.unique(np.concatenate([h.steps[h.skipped > 0] for h in hs]))
+        skipped = np.unique(np.concatenate([nonfinite_steps(h) for h in hs]))
         if skipped.size:
             fig.add_trace(skip_strip(skipped), row=3, col=1)
+        spiked = np.unique(np.concatenate([h.steps[h.spiked] for h in hs]))
+        if spiked.size:
+            fig.add_trace(spike_strip(spiked), row=3, col=1)
         loss_range = decade_range([kept(h, h.loss) for h in hs])
         norm_range = decade_range([kept(h, h.norm_after) for h in hs])
     panel_axes(fig, log_loss, loss_range, norm_range)

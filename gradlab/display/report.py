@@ -255,6 +255,16 @@ def _report(
     return write_report(histories, target, title=title, note=note), histories
 
 
+def _scaler_options(args) -> dict:
+    """The command line's Scaler options (``--zclip-max-grad-norm``, ``--skip-spikes``), as compare takes them."""
+    options = {}
+    if args.zclip_max_grad_norm is not None:
+        options["zclip_max_grad_norm"] = args.zclip_max_grad_norm
+    if args.skip_spikes is not None:
+        options["skip_spikes"] = {"sigma": args.skip_spikes}
+    return {"scaler_options": options} if options else {}
+
+
 def _describe(opt) -> str:
     """``"Adam, learning rate 0.001"``."""
     lr = getattr(opt, "learning_rate", None)
@@ -385,6 +395,14 @@ def main(argv=None) -> int:
         help="ZClip's cap on every step's global norm, warm-up included (the reference's default is 1.0; "
         "gradlab's default: no cap)",
     )
+    parser.add_argument(
+        "--skip-spikes",
+        type=float,
+        default=None,
+        metavar="SIGMA",
+        help="skip the update of a step whose global norm is more than SIGMA standard deviations above the mean "
+        "of the last 128 steps (OLMo-core's rule, which uses 6; see gradlab.scaler.SkipSpikes). Default: never",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="gradlab_report.html")
@@ -411,6 +429,8 @@ def main(argv=None) -> int:
         _checks.size("--batch-size", args.batch_size)
         if args.zclip_max_grad_norm is not None:
             _checks.python_number("--zclip-max-grad-norm", args.zclip_max_grad_norm)
+        if args.skip_spikes is not None:
+            _checks.python_number("--skip-spikes", args.skip_spikes)
         _checks.size("--seed", args.seed, low=0)
         _check_path(args.out, "--out")
         if args.loss is not None:
@@ -461,11 +481,7 @@ def main(argv=None) -> int:
             batch_size=args.batch_size,
             seed=args.seed,
             path=args.out,
-            **(
-                {}
-                if args.zclip_max_grad_norm is None
-                else {"scaler_options": {"zclip_max_grad_norm": args.zclip_max_grad_norm}}
-            ),
+            **_scaler_options(args),
         )
     except ValueError as err:
         parser.error(str(err))

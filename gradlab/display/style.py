@@ -24,6 +24,7 @@ __all__ = [
     "LIVE",
     "RUNS",
     "SKIP",
+    "SPIKE",
     "decade_range",
     "diverged_at",
     "log_axis",
@@ -40,7 +41,8 @@ LIVE = {
     "clip": "#2ca02c",
 }
 SKIP = "#d62728"  # skipped (non-finite) steps, and nothing else
-# Runs side by side: no red (SKIP), no grey (norm before), no near-black (loss).
+SPIKE = "#c51b7d"  # steps the spike rule skipped (Scaler(skip_spikes=...)), and nothing else
+# Runs side by side: no red (SKIP), no magenta (SPIKE), no grey (norm before), no near-black (loss).
 RUNS = (
     "#1f77b4",
     "#ff7f0e",

@@ -37,6 +37,7 @@ from gradlab.lab.width import ContainerWidth
 from gradlab.problems.builtin import PROBLEMS, from_model, make_problem
 from gradlab.scaler.modes import MODE_NAMES, MODES, check_mode, check_threshold
 from gradlab.scaler.scaler import Scaler
+from gradlab.scaler.spike import check_skip_spikes
 from gradlab.training.optimizers import OPTIMIZERS, make_optimizer, optimizer_factory
 from gradlab.training.trainer import Trainer
 
@@ -134,6 +135,10 @@ class Lab:
         between them; a switch starts the run again.
       validation_data: ``(x_val, y_val)`` or a finite dataset, evaluated every 25 steps
         and drawn on the loss panel.
+      skip_spikes: skip the update of a step whose gradient norm spikes, as
+        :class:`gradlab.Scaler`'s argument (``True``, a dict of
+        :class:`gradlab.scaler.SkipSpikes` arguments, or None: never); the run and Compare
+        each get a rule of their own with these settings.
 
     Every argument is checked before anything is built (a bad one raises a
     ``ValueError`` naming it); the sliders' ranges widen to hold the values given.
@@ -166,7 +171,10 @@ class Lab:
         loss=None,
         optimizer="sgd",
         validation_data=None,
+        skip_spikes=None,
     ):
+        rule = check_skip_spikes(skip_spikes)
+        self._skip_spikes = None if rule is None else rule.get_config()  # settings: each Scaler its own windows
         if model is None:
             problem = _checks.choice("problem", problem, tuple(PROBLEMS))
             for name, value in (("x", x), ("y", y), ("loss", loss), ("validation_data", validation_data)):
@@ -207,7 +215,7 @@ class Lab:
             problem = own.name
         self._problems = problems  # your model's problem (built ones come from make_problem)
         self._user_optimizer = optimizer if optimizer_name == YOURS else None
-        self.scaler = Scaler(mode, threshold, modes="all")
+        self.scaler = Scaler(mode, threshold, modes="all", skip_spikes=self._skip_spikes)
         self.chunk, self.redraw_ms, self.batch_size, self.seed = chunk, redraw_ms, batch_size, seed
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -571,7 +579,11 @@ class Lab:
         p = self.problem
         first = runs[0]
         trainer = Trainer(
-            p.model(), p.loss, self._new_optimizer(), Scaler(first[0], first[1], modes="all"), label=first[2]
+            p.model(),
+            p.loss,
+            self._new_optimizer(),
+            Scaler(first[0], first[1], modes="all", skip_spikes=self._skip_spikes),
+            label=first[2],
         )
         done = []
         for i, (mode, value, label) in enumerate(runs):

@@ -59,9 +59,12 @@ class NonFinite:
             return _zero_nonfinite(m)
         return m
 
-    def decide(self, m: Measured, decide, skipped):
-        """``decide(m)`` on a finite step, ``skipped(m)`` on the others (one ``tf.cond``)."""
-        return tf.cond(m.finite, lambda: decide(m), lambda: skipped(m))
+    def decide(self, m: Measured, decide, skipped, go=None):
+        """``decide(m)`` on a finite step, ``skipped(m)`` on the others (one ``tf.cond``).
+
+        ``go``: the step goes ahead (default ``m.finite``; a spike rule can skip a finite step).
+        """
+        return tf.cond(m.finite if go is None else go, lambda: decide(m), lambda: skipped(m))
 
 
 def _raise_if_nonfinite(m: Measured, names):

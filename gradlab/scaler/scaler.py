@@ -6,6 +6,8 @@ thread) can change either while a compiled training step runs, without a
 retrace. The modes themselves are records in :mod:`gradlab.scaler.modes`; the
 non-finite policy (``nonfinite=``) is :mod:`gradlab.scaler.nonfinite`, around
 whichever transform runs; a custom ``transform=`` runs in place of the modes.
+The rule that skips a step whose norm (or loss) spikes (``skip_spikes=``) is
+:mod:`gradlab.scaler.spike`.
 
 :class:`~gradlab.scaler.compose.Chain` composes transforms in order;
 :class:`~gradlab.scaler.compose.Selective` applies different factors or
@@ -26,6 +28,7 @@ from gradlab import _checks, _internals
 from gradlab._state import state_variable
 from gradlab.scaler.modes import MODE_NAMES, MODES, STATEFUL, Decision, Measured, check_mode, check_threshold, skipped
 from gradlab.scaler.nonfinite import NonFinite, measure
+from gradlab.scaler.spike import check_skip_spikes
 from gradlab.scaler.transform import Custom, check_transform, replace_values, spread, variable_name
 from gradlab.scaling.adagc import AdaGC, check_adagc_options
 from gradlab.scaling.autoclip import AutoClip, check_history_size
@@ -44,12 +47,16 @@ class Info(NamedTuple):
       norm: global norm of the incoming gradients.
       squared_norms: vector, squared norm of each incoming gradient (0 for None).
       squared_norms_after: vector, squared norm of each scaled gradient.
-      finite: bool scalar, False when the step must be skipped.
+      finite: bool scalar, whether the gradients are finite (under
+        ``nonfinite="zero"``: once cleaned); False: the step is skipped. Whether
+        the update goes ahead is :attr:`update` (a spike can skip a finite step).
       bound: the global-norm bound in force this step (the threshold for the
         fixed modes, the computed bound for AutoClip and ZClip; inf when none).
       mode: int32, the index in :data:`MODE_NAMES` of the mode in force (read
         once per step, so a change from another thread never splits a step).
       threshold: the threshold in force.
+      spike: bool scalar, True when the spike rule (``skip_spikes``) skips this
+        step (its gradients are finite); always False without a rule.
     """
 
     norm: tf.Tensor
@@ -59,6 +66,15 @@ class Info(NamedTuple):
     bound: tf.Tensor
     mode: tf.Tensor
     threshold: tf.Tensor
+    spike: tf.Tensor = False
+
+    @property
+    def update(self) -> tf.Tensor:
+        """bool scalar: whether the update goes ahead (finite gradients and no spike)."""
+        static = tf.get_static_value(self.spike)
+        if static is not None and not static:  # no spike rule: the step's graph is what it was without one
+            return self.finite
+        return tf.logical_and(self.finite, tf.logical_not(self.spike))
 
 
 class Plan(NamedTuple):
@@ -90,6 +106,11 @@ class Scaler:
         10 for autoclip, 2.5 for zclip, 1.05 for adagc).
       nonfinite: ``"skip"`` (default), ``"zero"`` or ``"raise"``; see
         :mod:`gradlab.scaler.nonfinite`.
+      skip_spikes: skip the update of a step whose global norm (or loss) spikes
+        above its recent values: ``None`` (default: never), ``True`` (OLMo-core's
+        rule and defaults), a dict of :class:`~gradlab.scaler.SkipSpikes` arguments
+        (``{"sigma": 4.0, "window": 32, "watch": "both"}``) or a ``SkipSpikes``;
+        see :mod:`gradlab.scaler.spike`. With any mode or transform.
       transform: a custom transform ``fn(grads[, variables]) -> grads`` to run
         instead of a named mode (then leave ``mode`` and ``threshold`` unset).
       modes: the modes :meth:`set` may switch to: ``"all"``, or a list of names.
@@ -124,6 +145,7 @@ class Scaler:
         threshold: float | None = None,
         *,
         nonfinite: str = "skip",
+        skip_spikes=None,
         transform: Callable | None = None,
         modes=None,
         agc_eps: float = 1e-3,
@@ -151,6 +173,7 @@ class Scaler:
             mode_name = check_mode("global_norm" if mode is None else mode)
             threshold = check_threshold(mode_name, threshold)
         self.policy = NonFinite(nonfinite)
+        self.spikes = check_skip_spikes(skip_spikes)  # the spike rule, or None
         self.modes = _allowed_modes(modes, mode_name)
         self.agc_eps = _checks.number("agc_eps", agc_eps, python=True)
         self.normalize_eps = _checks.number("normalize_eps", normalize_eps, python=True)
@@ -225,12 +248,14 @@ class Scaler:
     @property
     def variables(self) -> list:
         """Every ``tf.Variable`` of this scaler: controls, then adaptive state."""
-        return [self.controls] + [v for s in self._states for v in s.variables]
+        spikes = [] if self.spikes is None else self.spikes.variables
+        return [self.controls] + [v for s in self._states for v in s.variables] + spikes
 
     @property
     def state_variables(self) -> list:
-        """The adaptive state (AutoClip history, ZClip statistics), not mode or threshold."""
-        return [v for s in self._states for v in s.state_variables]
+        """The adaptive state (AutoClip history, ZClip statistics, the spike rule's windows), not mode or threshold."""
+        spikes = [] if self.spikes is None else self.spikes.state_variables
+        return [v for s in self._states for v in s.state_variables] + spikes
 
     def set(self, mode: str | None = None, threshold: float | None = None) -> None:
         """Change mode and/or threshold; a running compiled step sees it next step.
@@ -271,8 +296,8 @@ class Scaler:
           variables: the matching variables (required by ``"agc"``, used to name
             variables in errors and by custom transforms).
 
-        On a step that is not finite (``info.finite`` False under ``"skip"``)
-        every scaled gradient is zero.
+        On a step that is skipped (``info.finite`` False under ``"skip"``, or a
+        spike under ``skip_spikes``) every scaled gradient is zero.
         """
         plan = self.plan(grads, variables)
         grads = _checks.grad_list(grads)
@@ -287,16 +312,19 @@ class Scaler:
         def zeros():
             return [tf.zeros_like(values_of(grads[i])) for i in idx]
 
-        out = tf.cond(plan.info.finite, scaled, zeros)
+        out = tf.cond(plan.info.update, scaled, zeros)
         return replace_values(grads, idx, out), plan.info
 
     @tf.autograph.experimental.do_not_convert
-    def plan(self, grads, variables=None) -> Plan:
+    def plan(self, grads, variables=None, loss=None) -> Plan:
         """Measure ``grads`` and decide this step's scaling; see :class:`Plan`.
 
         The mode and threshold are read once. The norms are taken in one pass
         over the gradients; the mode's decision (its record's formula) is then
-        made on one number per tensor (or per unit, for AGC).
+        made on one number per tensor (or per unit, for AGC). ``loss``, the
+        step's loss where it is known, is for a spike rule that watches it. On a
+        step the spike rule skips, the mode decides nothing (its state, such
+        as ZClip's statistics, stays as it was), as on a non-finite step.
         """
         grads = _checks.grad_list(grads)
         if variables is not None:
@@ -311,17 +339,22 @@ class Scaler:
         mode, t = self.read_controls()
         if not idx:
             zero = tf.zeros([len(grads)])
-            info = Info(tf.constant(0.0), zero, zero, tf.constant(True), tf.constant(_INF), mode, t)
+            info = Info(tf.constant(0.0), zero, zero, tf.constant(True), tf.constant(_INF), mode, t, tf.constant(False))
             return Plan(info, lambda: list(grads))
         present = None if variables is None else [variables[i] for i in idx]
         names = [variable_name(variables[i]) if variables is not None else f"grads[{i}]" for i in idx]
         m = self.policy.guard(measure([values_of(grads[i]) for i in idx], present), names)
+        if self.spikes is None:
+            spike, go = tf.constant(False), m.finite
+        else:
+            spike = self.spikes.check(m.norm, loss, m.finite)
+            go = tf.logical_and(m.finite, tf.logical_not(spike))
         if self.transform is not None:
             custom = Custom(self.transform, grads, idx, variables)
-            values, after = self.policy.decide(m, custom.decide, custom.skipped)
+            values, after = self.policy.decide(m, custom.decide, custom.skipped, go)
             bound, apply_values = tf.constant(_INF), (lambda: values)
         else:
-            d = self.policy.decide(m, lambda m: self._decide(m, mode, t), skipped)
+            d = self.policy.decide(m, lambda m: self._decide(m, mode, t), skipped, go)
             after, bound, apply_values = d.squared_after, d.bound, _applier(m, d, mode, t)
         info = Info(
             norm=m.norm,
@@ -331,6 +364,7 @@ class Scaler:
             bound=tf.cast(bound, tf.float32),
             mode=mode,
             threshold=t,
+            spike=spike,
         )
         return Plan(info, lambda: replace_values(grads, idx, apply_values()))
 
@@ -348,6 +382,8 @@ class Scaler:
     def get_config(self) -> dict:
         config = {"nonfinite": self.nonfinite, "agc_eps": self.agc_eps, "normalize_eps": self.normalize_eps}
         config.update(self._options)
+        if self.spikes is not None:
+            config["skip_spikes"] = self.spikes.get_config()
         if self.transform is not None:
             config["transform"] = keras.saving.serialize_keras_object(self.transform)
         else:
@@ -364,9 +400,13 @@ class Scaler:
         return cls(**config)
 
     def __repr__(self):
+        spikes = "" if self.spikes is None else f", skip_spikes={self.spikes!r}"
         if self.transform is not None:
-            return f"Scaler(transform={self.transform!r}, nonfinite={self.nonfinite!r})"
-        return f"Scaler(mode={self.mode_name!r}, threshold={float(self.controls.numpy()[1]):g}, nonfinite={self.nonfinite!r})"
+            return f"Scaler(transform={self.transform!r}, nonfinite={self.nonfinite!r}{spikes})"
+        return (
+            f"Scaler(mode={self.mode_name!r}, threshold={float(self.controls.numpy()[1]):g}, "
+            f"nonfinite={self.nonfinite!r}{spikes})"
+        )
 
 
 def _allowed_modes(modes, start: str) -> tuple:

@@ -22,7 +22,7 @@ SCALARS = (
     "norm_before",  # global gradient norm before scaling
     "norm_after",  # global gradient norm after scaling (the update's gradient)
     "clipped",  # 1 when scaling changed the gradients
-    "skipped",  # 1 when the update was skipped (non-finite gradients)
+    "skipped",  # 1 when the update was skipped (non-finite gradients, or a spike: see History.spiked)
     "loss_scale",  # the dynamic loss scale in force (1 without mixed precision)
     "threshold",  # the threshold variable at this step
     "mode",  # the mode index at this step (see mode_names)
@@ -229,6 +229,15 @@ class History:
     def modes(self) -> list:
         """Mode name at each step."""
         return [self.mode_names[int(m)] for m in self.mode]
+
+    @property
+    def spiked(self) -> np.ndarray:
+        """bool per step: skipped by the spike rule (``Scaler(skip_spikes=...)``), not for non-finite gradients.
+
+        A step skipped for non-finite gradients records a non-finite ``norm_before``
+        (that is why it was skipped); a step skipped as a spike records its finite norm.
+        """
+        return (self.skipped > 0) & np.isfinite(self.norm_before)
 
     @property
     def clip_rate(self) -> float:

@@ -217,13 +217,18 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
             tf.distribute.get_replica_context().merge_call(cross_replica, args=(shares, finite))
 
         recording = self.recorder is not None
+        loss = self._loss.get() if recording or _watches_loss(self.scaler) else None
+        if replicas > 1 and _watches_loss(self.scaler):  # the spike rule decides alike on every replica
+            loss = tf.distribute.get_replica_context().all_reduce(
+                tf.distribute.ReduceOp.MEAN, tf.cast(loss, tf.float32)
+            )
         instrumented_update(
             self.scaler,
             grads,
             trainable_variables,
             apply_on_replicas if replicas > 1 else apply,
             recorder=self.recorder,
-            loss=self._loss.get() if recording else None,
+            loss=loss,
             loss_scale=1.0 if self._outer is None else self._outer.dynamic_scale,
             on_skip=skip,
             decide_outside=replicas > 1,
@@ -333,6 +338,11 @@ def record_through_loss_scale(model) -> ScaledOptimizer:
         new.step_counter.assign(outer.step_counter)
     model.optimizer = new
     return inner
+
+
+def _watches_loss(scaler) -> bool:
+    """Whether ``scaler`` has a spike rule that watches the loss (see :mod:`gradlab.scaler.spike`)."""
+    return scaler.spikes is not None and scaler.spikes.watches_loss
 
 
 def _replicas() -> int:

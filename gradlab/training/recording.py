@@ -87,7 +87,7 @@ class Recorder:
         of its change (see :func:`weights_before` and :func:`measure_update`).
         Every per-layer statistic comes from one matrix product.
         """
-        finite = info.finite
+        finite = info.update  # not skipped: finite gradients, and no spike
         squares = tf.stack([info.squared_norms, info.squared_norms_after, update.weights, update.changes])
         layers = tf.sqrt(tf.matmul(squares, self.one_hot))  # (4, layers)
         norm_after = tf.sqrt(tf.reduce_sum(info.squared_norms_after))

@@ -31,6 +31,7 @@ import tensorflow as tf
 from gradlab import _checks
 from gradlab.scaler.modes import MODE_NAMES
 from gradlab.scaler.scaler import Scaler
+from gradlab.scaling.kernels import values_of, with_values
 from gradlab.training.evaluation import Evaluator
 from gradlab.training.history import History
 from gradlab.training.inputs import batches, check_loss, check_training_data
@@ -192,10 +193,8 @@ class Trainer:
             + (self.per_example.state_variables if self.per_example is not None else [])
         ]
         self.history = History.empty(self.recorder.layer_names, MODE_NAMES, label)
-        # The compiled function takes the iterator and fetches the batch itself, as
-        # model.fit does; with several steps per call it loops over it. With XLA the
-        # step is compiled on its own inside it (iterators stay outside XLA). Under a
-        # strategy the host fetches the distributed batch.
+        # The compiled function fetches the batch from the iterator, as model.fit does (looping with
+        # several steps per call); XLA compiles the step alone; under a strategy the host fetches.
         if self.replicas > 1:
             self._step = tf.function(self._distributed_step)
             self._compiled = self._step
@@ -246,8 +245,8 @@ class Trainer:
         factor = self.optimizer.loss_scale_factor
         if factor is not None:
             loss_scale = loss_scale * factor
+        on_skip = on_spike = None
         if lso is None:
-            on_skip = None
 
             def apply(scaled):
                 self.optimizer.apply(scaled if factor is None else [_times(g, factor) for g in scaled], self.variables)
@@ -266,6 +265,9 @@ class Trainer:
                 nan = tf.constant(float("nan"))
                 lso.apply([_times(g, nan) for g in grads], self.variables)
 
+            def on_spike():  # finite gradients: the loss scale stays, and so does its growth count
+                pass
+
         instrumented_update(
             self.scaler,
             grads,
@@ -275,6 +277,7 @@ class Trainer:
             loss=loss,
             loss_scale=loss_scale,
             on_skip=on_skip,
+            on_spike=on_spike,
         )
 
     def _distributed_step(self, x, y):
@@ -493,8 +496,4 @@ def _add(a, b):
 
 
 def _times(g, c):
-    if g is None:
-        return None
-    if isinstance(g, tf.IndexedSlices):
-        return tf.IndexedSlices(g.values * tf.cast(c, g.values.dtype), g.indices, g.dense_shape)
-    return g * tf.cast(c, g.dtype)
+    return None if g is None else with_values(g, values_of(g) * tf.cast(c, values_of(g).dtype))

@@ -8,7 +8,8 @@ true (unscaled) gradients, it
 2. reads the weights' squared norms before the update (only when recording),
 3. on a finite step builds the scaled gradients and hands them to ``apply``
    (under XLA the scaling fuses into the optimizer's update); on a step the
-   non-finite policy skips, calls ``on_skip`` instead and updates nothing,
+   non-finite policy (or the spike rule) skips, calls ``on_skip`` (or
+   ``on_spike``) instead and updates nothing,
 4. measures each variable's change and writes one row to the recorder.
 """
 
@@ -32,6 +33,7 @@ def instrumented_update(
     loss=None,
     loss_scale=1.0,
     on_skip=None,
+    on_spike=None,
     decide_outside: bool = False,
 ):
     """Scale ``grads`` with ``scaler`` and update ``variables`` with ``apply(scaled)``; record.
@@ -46,12 +48,14 @@ def instrumented_update(
       recorder: a :class:`~gradlab.training.recording.Recorder`, or None to record nothing.
       loss, loss_scale: what the row records besides the gradients.
       on_skip: called, inside the graph, on a skipped step (count it, halve a loss scale).
+      on_spike: called instead of ``on_skip`` on a step the scaler's spike rule
+        skips (its gradients are finite); default ``on_skip``.
 
     Returns:
       The plan's :class:`~gradlab.scaler.scaler.Info`.
     """
-    plan = scaler.plan(grads, variables)
-    finite, n = plan.info.finite, len(variables)
+    plan = scaler.plan(grads, variables, loss=loss)
+    finite, n = plan.info.update, len(variables)  # "finite": the update goes ahead
     if recorder is not None:
         reads, weights = weights_before(variables)
         with tf.control_dependencies([weights]):  # the weights measured before the update
@@ -78,8 +82,11 @@ def instrumented_update(
             return measured(lambda: apply(grads_out))
 
         def skip():
-            if on_skip is not None:
-                on_skip()
+            if on_spike is None or scaler.spikes is None:
+                if on_skip is not None:
+                    on_skip()
+            else:
+                tf.cond(plan.info.spike, on_spike, on_skip or (lambda: None))
             return tf.zeros([n])
 
         changes = tf.cond(finite, update, skip)
