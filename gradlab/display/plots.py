@@ -627,6 +627,11 @@ class LiveFigure:
             return now - self._sent < self.patience
         return now < self._drawn + min(self._took, self.patience)
 
+    @property
+    def overlay_colors(self) -> tuple:
+        """The colour of each overlaid run, in the order :meth:`overlay` was given them (read-only)."""
+        return tuple(self._overlay_colors)
+
     def overlay(self, histories) -> None:
         """Add finished runs (loss and post-scaling norm) for comparison; replaces earlier overlays.
 

@@ -26,86 +26,33 @@ import threading
 import time
 
 import ipywidgets as w
-import numpy as np
-import tensorflow as tf
 
 from gradlab import _checks
 from gradlab.display import plots
-from gradlab.display.style import diverged_at
-from gradlab.explore.compare import parse_runs
+from gradlab.explore.compare import compare, parse_runs
+from gradlab.lab.controls import (
+    DEFAULT_LR,
+    UNSET_LR,
+    YOURS,
+    check_optimizer,
+    check_steps,
+    make_controls,
+    own_arrays,
+    show_threshold,
+    threshold_range,
+)
+from gradlab.lab.layout import comparison_table, layout, static_bundle
 from gradlab.lab.width import ContainerWidth
 from gradlab.problems.builtin import PROBLEMS, from_model, make_problem
 from gradlab.scaler.modes import MODE_NAMES, MODES, check_mode, check_threshold
 from gradlab.scaler.scaler import Scaler
-from gradlab.training.optimizers import OPTIMIZERS, make_optimizer, optimizer_factory
+from gradlab.training.optimizers import make_optimizer, optimizer_factory
 from gradlab.training.trainer import Trainer
 
 __all__ = ["Lab", "threshold_range"]
 
-# A learning rate to start from when the reader picks an optimizer they have not used in this lab yet.
-DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}
-YOURS = "yours"  # the optimizer control's entry for an optimizer (factory or instance) given to the Lab
-RUN_FOR = (300, 1000, 3000, 10000, 30000, 100000)  # the "run for" choices, in steps
 COMPARE_CHUNK = 50  # steps per call while comparing: progress and Pause between calls
 VAL_EVERY = 25  # steps between two evaluations of the validation data
-
-
-# The figure is a flex item of the lab's column: without min-width 0 it keeps the width of what it
-# drew, so a narrower notebook cut it off instead of plotly resizing it to the column.
-_CSS = "<style>.gradlab-lab .gradlab-figure{min-width:0;width:100%;max-width:100%}</style>"
-
-
-def threshold_range(mode: str) -> tuple[float, float]:
-    """Log10 range of the threshold slider for ``mode`` (the mode's record says it)."""
-    return MODES[check_mode(mode)].slider
-
-
-def _steps(steps):
-    """None (the control's value) or an integer >= 1."""
-    return None if steps is None else _checks.size("steps", steps)
-
-
-def _arrays(name: str, data):
-    """``data`` as arrays: a pair ``(x, y)`` as given, or a finite ``tf.data.Dataset`` of ``(x, y)``
-    samples or batches read once into numpy (the lab batches it again with ``batch_size``)."""
-    if not isinstance(data, tf.data.Dataset):
-        return data
-    spec = data.element_spec
-    if not isinstance(spec, tuple) or len(spec) != 2:
-        raise ValueError(f"Argument `{name}` must yield (x, y) pairs. Received: a dataset whose elements are {spec!r}")
-    if int(data.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
-        raise ValueError(
-            f"Argument `{name}` must be a finite dataset (the lab reads it once): remove `.repeat()`. "
-            f"Received: {name} with infinite cardinality"
-        )
-    batched = spec[0].shape.rank is not None and spec[0].shape.rank > 0 and spec[0].shape[0] is None
-    xs, ys = zip(*data.as_numpy_iterator()) if int(data.cardinality()) != 0 else ((), ())
-    if not xs:
-        raise ValueError(f"Argument `{name}` must hold at least one sample. Received: an empty dataset")
-    join = np.concatenate if batched else np.stack
-    return join(xs), join(ys)
-
-
-class _Unset(float):
-    """The default learning rate, 0.5 (SGD on the built-in problems): with another optimizer and no
-    learning rate given, the lab starts from that optimizer's own (DEFAULT_LR, or your optimizer's)."""
-
-
-_LR = _Unset(0.5)
-
-
-def _check_optimizer(optimizer, learning_rate) -> tuple[str, str | None, float | None]:
-    """The optimizer control's entry for ``optimizer``: (a name of OPTIMIZERS, None, None), or (YOURS,
-    its class name, its learning rate) for a factory or an instance, which is tried once here (it must
-    give a Keras optimizer)."""
-    if isinstance(optimizer, str):
-        return _checks.choice("optimizer", optimizer, tuple(OPTIMIZERS)), None, None
-    made = optimizer_factory(optimizer, learning_rate)()  # raises, naming the argument, for anything else
-    try:
-        lr = float(np.asarray(made.learning_rate))
-    except (TypeError, ValueError):  # a schedule
-        lr = None
-    return YOURS, type(made).__name__, lr
 
 
 class Lab:
@@ -153,7 +100,7 @@ class Lab:
         problem: str = "deep_mlp",
         mode: str = "global_norm",
         threshold: float | None = None,
-        learning_rate: float = _LR,
+        learning_rate: float = UNSET_LR,
         steps: int = 10000,
         chunk: int = 5,
         redraw_ms: int = 150,
@@ -177,9 +124,9 @@ class Lab:
                     )
         mode = check_mode(mode)
         check_threshold(mode, threshold)
-        given = learning_rate is not _LR
+        given = learning_rate is not UNSET_LR
         learning_rate = _checks.python_number("learning_rate", learning_rate)
-        optimizer_name, yours, own_lr = _check_optimizer(optimizer, learning_rate if given else None)
+        optimizer_name, yours, own_lr = check_optimizer(optimizer, learning_rate if given else None)
         if not given and optimizer_name != "sgd":
             learning_rate = own_lr or DEFAULT_LR.get(optimizer_name, 1e-3)
         steps, chunk, batch_size = (
@@ -191,17 +138,7 @@ class Lab:
         seed = _checks.size("seed", seed, low=0)
         problems = {}
         if model is not None:
-            if loss is None:
-                raise ValueError("Argument `loss` is needed with `model=...`. Received: loss=None")
-            if isinstance(x, tf.data.Dataset):
-                if y is not None:
-                    raise ValueError(
-                        "Argument `y` must be None when `x` is a tf.data.Dataset of (x, y). "
-                        f"Received: y of type {type(y).__name__}"
-                    )
-                x, y = _arrays("x", x)
-            if validation_data is not None:
-                validation_data = _arrays("validation_data", validation_data)
+            x, y, validation_data = own_arrays(x, y, loss, validation_data)
             own = from_model(model, x, y, loss, validation_data=validation_data, seed=seed)
             problems[own.name] = own
             problem = own.name
@@ -225,7 +162,8 @@ class Lab:
         t = float(self.scaler.threshold.numpy())
         self._chosen = {mode: t}  # the threshold the reader last chose for each mode
         self._lr_for = {optimizer_name: learning_rate}  # the learning rate last used with each optimizer
-        self.controls = self._make_controls(problem, mode, t, learning_rate, steps, optimizer_name, yours)
+        self.controls = make_controls(list(problems), problem, mode, t, learning_rate, steps, optimizer_name, yours)
+        self._wire(self.controls)
         self.status = w.HTML(layout=w.Layout(min_height="24px", width="100%"))
         self.status.add_class("gradlab-status-line")
         self.table = w.HTML(layout=w.Layout(width="100%"))
@@ -236,86 +174,12 @@ class Lab:
         # Plotly does not follow a resize by itself; frames re-fit the figure while it runs, this when it does not.
         self.width_report = ContainerWidth()
         self.width_report.observe(self._on_width, names="width")
-        self.widget = self._layout()
+        self.widget = layout(self.controls, self.status, self.width_report, self.figure.widget, self.table)
         self._build()
 
     # ------------------------------------------------------------ layout
-    def _make_controls(self, problem, mode, t, learning_rate, steps, optimizer_name, yours):
-        lo, hi = threshold_range(mode)
-        log_t, log_lr = math.log10(t), math.log10(learning_rate)
-
-        def desc(width):
-            return {"description_width": width}
-
-        def fixed(width):
-            return w.Layout(width=width, min_width=width, flex="0 0 auto")
-
-        problems = [*self._problems, *(p for p in PROBLEMS if p not in self._problems)]
-        optimizers = [(label, name) for name, (label, _) in OPTIMIZERS.items()]
-        if optimizer_name == YOURS:
-            optimizers.insert(0, (f"yours: {yours}", YOURS))
-        run_for = sorted({*RUN_FOR, steps})
-        c = {
-            "mode": w.Dropdown(
-                options=list(MODE_NAMES), value=mode, description="mode", style=desc("44px"), layout=fixed("230px")
-            ),
-            "threshold": w.FloatLogSlider(
-                value=t,
-                base=10,
-                min=min(lo, log_t),
-                max=max(hi, log_t),
-                step=0.05,
-                description=MODES[mode].threshold_name,
-                readout_format=".3g",
-                # Only the reader's own moves are sent: with continuous updates the browser also sends
-                # back the value it shows whenever the lab changes the slider's range or value, rounded
-                # to its step or clamped into the range it had a moment before, and that stale value
-                # then replaced the new mode's threshold.
-                continuous_update=False,
-                disabled=mode == "none",
-                style=desc("120px"),
-                layout=fixed("440px"),
-            ),
-            "problem": w.Dropdown(
-                options=problems, value=problem, description="problem", style=desc("58px"), layout=fixed("240px")
-            ),
-            "optimizer": w.Dropdown(
-                options=optimizers,
-                value=optimizer_name,
-                description="optimizer",
-                style=desc("68px"),
-                layout=fixed("300px"),
-            ),
-            "learning_rate": w.FloatLogSlider(
-                value=learning_rate,
-                base=10,
-                min=min(-4, log_lr),
-                max=max(0.5, log_lr),
-                step=0.05,
-                description="learning rate",
-                readout_format=".3g",
-                continuous_update=False,
-                style=desc("88px"),
-                layout=fixed("360px"),
-            ),
-            "steps": w.Dropdown(
-                options=[(f"{n} steps", n) for n in run_for],
-                value=steps,
-                description="run for",
-                style=desc("52px"),
-                layout=fixed("190px"),
-            ),
-            "run": w.Button(description="Run", button_style="success", icon="play", layout=fixed("90px")),
-            "pause": w.Button(description="Pause", icon="pause", layout=fixed("96px")),
-            "reset": w.Button(description="Reset", icon="refresh", layout=fixed("96px")),
-            "compare": w.Button(
-                description="Compare all modes",
-                icon="bars",
-                tooltip="train every mode at its default threshold from the same start, and overlay them",
-                layout=fixed("190px"),
-            ),
-        }
-        c["threshold"].add_class("gradlab-threshold")
+    def _wire(self, c):
+        """Observe the controls (built by :func:`gradlab.lab.controls.make_controls`)."""
         c["mode"].observe(self._on_mode, names="value")
         c["threshold"].observe(self._on_threshold, names="value")
         c["learning_rate"].observe(self._on_learning_rate, names="value")
@@ -325,29 +189,6 @@ class Lab:
         c["pause"].on_click(lambda _: self.pause())
         c["reset"].on_click(lambda _: self.reset())
         c["compare"].on_click(lambda _: self.compare_all())
-        return c
-
-    def _layout(self):
-        c = self.controls
-
-        def row(*children):
-            return w.HBox(list(children), layout=w.Layout(flex_flow="row wrap", align_items="center", width="100%"))
-
-        box = w.VBox(
-            [
-                w.HTML(_CSS, layout=w.Layout(display="none")),
-                row(c["mode"], c["threshold"]),
-                row(c["problem"], c["optimizer"], c["learning_rate"]),
-                row(c["steps"], c["run"], c["pause"], c["reset"], c["compare"]),
-                self.status,
-                self.width_report,
-                self.figure.widget,
-                self.table,
-            ],
-            layout=w.Layout(width="100%"),
-        )
-        box.add_class("gradlab-lab")
-        return box
 
     # ------------------------------------------------------------ state
     def _problem(self, name):
@@ -402,18 +243,9 @@ class Lab:
     def _on_mode(self, change):
         mode = change["new"]
         value = self._chosen.get(mode, MODES[mode].default)
-        lo, hi = threshold_range(mode)
-        lo, hi = min(lo, math.log10(value)), max(hi, math.log10(value))
-        slider = self.controls["threshold"]
         self._moving_slider = True
         try:
-            with slider.hold_sync():  # one message: the browser gets the new range and value together
-                with slider.hold_trait_notifications():
-                    slider.min, slider.max = min(slider.min, lo), max(slider.max, hi)
-                    slider.value = value
-                    slider.min, slider.max = lo, hi
-                slider.description = MODES[mode].threshold_name
-                slider.disabled = mode == "none"
+            show_threshold(self.controls["threshold"], mode, value)
         finally:
             self._moving_slider = False
         self._request(mode, value)
@@ -487,7 +319,7 @@ class Lab:
     # ------------------------------------------------------------ actions
     def run(self, steps: int | None = None, wait: bool = False) -> None:
         """Train ``steps`` more steps (the "run for" control's value by default) in the background."""
-        steps, wait = _steps(steps), _checks.boolean("wait", wait)
+        steps, wait = check_steps(steps), _checks.boolean("wait", wait)
         if self.running:
             return
         self._target = len(self.trainer.history) + (steps or self.controls["steps"].value)
@@ -532,27 +364,45 @@ class Lab:
     def compare_all(self, steps: int | None = None, wait: bool = False) -> None:
         """Run every mode (default thresholds) from identical weights; overlay them and tabulate them.
 
-        Shows its progress ("comparing 3/9: agc (0.01)") and disables the controls that
-        cannot be used meanwhile; Pause stops it after the current call.
+        The runs are :func:`gradlab.compare`'s, in calls of COMPARE_CHUNK steps: the status shows
+        the progress ("comparing 3/9: agc (0.01)") and Pause stops it after the current call; the
+        controls that cannot be used meanwhile are disabled.
         """
-        steps, wait = _steps(steps), _checks.boolean("wait", wait)
+        steps, wait = check_steps(steps), _checks.boolean("wait", wait)
         if self.running:
             return
         n = steps or min(self.controls["steps"].value, 300)
-        runs = [(mode, value, plots.overlay_label(mode, value)) for mode, value, _ in parse_runs(list(MODE_NAMES))]
+        modes = list(MODE_NAMES)
+        labels = [plots.overlay_label(mode, value) for mode, value, _ in parse_runs(modes)]
         self._stop.clear()
+
+        def progress(i, label, done):
+            self._say(f"comparing {i + 1}/{len(labels)}: {html.escape(labels[i])} · step {done}/{n}")
 
         def work():
             self._enable(False)
             try:
-                done = self._compare(runs, n)
+                done = compare(
+                    self.problem,
+                    modes,
+                    optimizer=self._new_optimizer,
+                    steps=n,
+                    batch_size=self.batch_size,
+                    seed=self.seed,
+                    validation_every=n,
+                    chunk=COMPARE_CHUNK,
+                    on_progress=progress,
+                    should_stop=self._stop.is_set,
+                )
+                for h, label in zip(done, labels):
+                    h.label = label
                 if done:
                     self.comparison = done
                     self.figure.overlay(done)
                     self.figure.update(self.trainer.history)
                     self.table.value = self._comparison_table(done, n)
-                finished = len(done) == len(runs)
-                said = f"compared {len(runs)} modes over {n} steps" if finished else f"compare stopped at {len(done)}"
+                finished = len(done) == len(labels)
+                said = f"compared {len(labels)} modes over {n} steps" if finished else f"compare stopped at {len(done)}"
                 self._say(said)
             finally:  # after the last word of progress: while it shows, the controls are still disabled
                 self._enable(True)
@@ -562,75 +412,10 @@ class Lab:
         if wait:
             self._thread.join()
 
-    def _compare(self, runs, steps):
-        """One run per (mode, threshold, label) from the problem's initial weights, with one compiled step.
-
-        Like :func:`gradlab.compare`, in calls of COMPARE_CHUNK steps so that the status
-        shows progress and Pause can stop it.
-        """
-        p = self.problem
-        first = runs[0]
-        trainer = Trainer(
-            p.model(), p.loss, self._new_optimizer(), Scaler(first[0], first[1], modes="all"), label=first[2]
-        )
-        done = []
-        for i, (mode, value, label) in enumerate(runs):
-            trainer.label = label
-            trainer.reset()
-            trainer.scaler.set(mode=mode, threshold=value)
-            while len(trainer.history) < steps:
-                if self._stop.is_set():
-                    return done
-                self._say(f"comparing {i + 1}/{len(runs)}: {html.escape(label)} · step {len(trainer.history)}/{steps}")
-                n = min(COMPARE_CHUNK, steps - len(trainer.history))
-                last = len(trainer.history) + n == steps
-                trainer.fit(
-                    p.x,
-                    p.y,
-                    steps=n,
-                    batch_size=self.batch_size,
-                    seed=self.seed,
-                    progress=False,
-                    validation_data=p.validation_data if last else None,
-                    validation_every=n,
-                )
-            done.append(trainer.history)
-        return done
-
     def _comparison_table(self, runs, steps) -> str:
         opt = next(k for k, v in self.controls["optimizer"].options if v == self.controls["optimizer"].value)
-        val = any(len(h.val_loss) for h in runs)
-        head = "<tr><th>mode (threshold)</th><th>final loss</th><th>lowest loss</th>"
-        head += "<th>val loss</th>" if val else ""
-        head += "<th>clipped</th><th>skipped</th><th>diverged at</th></tr>"
-        rows = []
-        for h, color in zip(runs, self.figure._overlay_colors):
-            loss = h.loss[np.isfinite(h.loss)]
-            stop = diverged_at(h.loss)
-            cells = [
-                f"<td><span style='color:{color}'>■</span> {html.escape(h.label)}</td>",
-                f"<td>{h.loss[-1]:.3g}</td>",
-                f"<td>{loss.min():.3g}</td>" if loss.size else "<td>-</td>",
-            ]
-            if val:
-                cells.append(f"<td>{h.val_loss[-1]:.3g}</td>" if len(h.val_loss) else "<td>-</td>")
-            cells += [
-                f"<td>{h.clip_rate:.0%}</td>",
-                f"<td>{int(h.skipped.sum())}</td>",
-                f"<td>{'-' if stop is None else f'step {stop}'}</td>",
-            ]
-            rows.append("<tr>" + "".join(cells) + "</tr>")
-        caption = (
-            f"Compared from the same start: {steps} steps, {html.escape(opt)}, learning rate "
-            f"{self.controls['learning_rate'].value:.3g}, default thresholds"
-        )
-        style = (
-            "<style>.gradlab-table{border-collapse:collapse;font-size:12px;margin:4px 0}"
-            ".gradlab-table td,.gradlab-table th{padding:1px 10px;text-align:right;border-bottom:1px solid #eee}"
-            ".gradlab-table td:first-child,.gradlab-table th:first-child{text-align:left}"
-            ".gradlab-table caption{text-align:left;color:#555;caption-side:top}</style>"
-        )
-        return f"{style}<table class='gradlab-table'><caption>{caption}</caption>{head}{''.join(rows)}</table>"
+        lr = self.controls["learning_rate"].value
+        return comparison_table(runs, self.figure.overlay_colors, steps, opt, lr)
 
     def _guard(self, fn):
         def run():
@@ -698,23 +483,9 @@ class Lab:
 
     # ------------------------------------------------------------ display
     def _repr_mimebundle_(self, **kwargs):
-        # The first fit to the lab's width comes from width_report: its ResizeObserver reports as soon as
-        # the front end has laid the lab out (before, two timers re-fitted at 0.5 and 2 s, to the same end).
-        # Without a kernel (GitHub, nbviewer, a notebook opened cold) the widget view shows nothing: the
-        # figure's Plotly JSON beside it does. JupyterLab draws the widget over it whenever it can (the
-        # widget renderer's rank is -10, Plotly's 2; untrusted outputs get only safe renderers, Plotly's
-        # and not the widget's); nbval does not compare widget views but compares this JSON (the lab's
-        # cells are NBVAL_IGNORE_OUTPUT). tools/run_notebooks.py adds a PNG of it, drawn by kaleido: the
-        # kernel needs no browser (Binder has none).
-        note = (
-            f"gradlab lab: {self.controls['problem'].value}, mode {self.scaler.mode_name}, "
-            f"{len(self.trainer.history)} steps: a static copy (run the notebook for the live lab)"
-        )
-        text = (
-            f"<gradlab.Lab {self.controls['problem'].value}, mode={self.scaler.mode_name}, "
-            f"optimizer={self.controls['optimizer'].value}, {len(self.trainer.history)} steps>"
-        )
-        return plots.widget_bundle(self.widget, self.figure.widget, note=note, text=text, **kwargs)
+        c = self.controls
+        where = (c["problem"].value, self.scaler.mode_name, c["optimizer"].value, len(self.trainer.history))
+        return static_bundle(self.widget, self.figure.widget, *where, **kwargs)
 
     def __repr__(self):
         return (
