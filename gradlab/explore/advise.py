@@ -1,7 +1,8 @@
 """The threshold advisor: measure your model's gradients, recommend thresholds, verify them.
 
 :func:`advise` trains your model for a short probe without clipping, from its
-initial weights (on a copy: your model is not trained), with gradlab's
+initial weights (on a copy, or on your model itself where it cannot be cloned, put
+back as it began afterwards: see :mod:`gradlab.problems.state`), with gradlab's
 instrumented :class:`~gradlab.training.Trainer`, and returns an :class:`Advice`:
 
 - the global and per-layer gradient norms (median, p90, p99, max), the first
@@ -38,6 +39,7 @@ from gradlab.explore.compare import resolve_optimizer, resolve_problem
 from gradlab.explore.rules import CLIPPED_NEARLY_ALWAYS, SPIKE_WINDOW, Recommendation
 from gradlab.explore.verify import Verification, fit_data, verify
 from gradlab.problems.builtin import Problem, first_batch
+from gradlab.problems.state import kept
 from gradlab.scaler.scaler import Scaler
 from gradlab.training.history import History
 from gradlab.training.optimizers import OPTIMIZERS
@@ -294,7 +296,9 @@ def advise(
 
     Args:
       model: a built Keras model (Sequential, Functional or subclassed; the probe
-        trains a copy with its current weights), a function that builds one, a
+        trains a copy with its current weights and seed state, or, where it cannot
+        be cloned, the model itself, whose every variable is put back afterwards,
+        after an error or an interrupt too), a function that builds one, a
         :class:`~gradlab.problems.Problem` or a built-in problem's name.
       x, y: training arrays, or ``x`` a ``tf.data.Dataset`` of ``(x, y)`` batches.
       loss: a Keras loss, its name or ``loss(y_true, y_pred)``.
@@ -339,13 +343,15 @@ def advise(
             f"Received: batch_size={batch_size}"
         )
     opt = make()
-    trainer = Trainer(problem.model(), problem.loss, opt, Scaler("none", modes="all"), label="probe", **trainer_options)
-    weight_norms = _layer_weight_norms(trainer.variables)
-    penalty = _penalty_norm(trainer, problem)
-    data = fit_data(problem, steps * trainer.accumulate, None)
-    start = time.perf_counter()
-    h = trainer.fit(**data, steps=steps, batch_size=batch_size, seed=seed, progress=progress)
-    seconds = time.perf_counter() - start
+    with kept(problem.own_model):  # your model itself, where it cannot be cloned: put back as it began
+        scaler = Scaler("none", modes="all")
+        trainer = Trainer(problem.model(), problem.loss, opt, scaler, label="probe", **trainer_options)
+        weight_norms = _layer_weight_norms(trainer.variables)
+        penalty = _penalty_norm(trainer, problem)
+        data = fit_data(problem, steps * trainer.accumulate, None)
+        start = time.perf_counter()
+        h = trainer.fit(**data, steps=steps, batch_size=batch_size, seed=seed, progress=progress)
+        seconds = time.perf_counter() - start
     finite = np.isfinite(h.norm_before) & (h.skipped == 0)
     advice = Advice(
         history=h,

@@ -13,6 +13,7 @@ import keras
 
 from gradlab import _checks
 from gradlab.problems.builtin import PROBLEMS, Problem, from_model, make_problem, replay
+from gradlab.problems.state import kept
 from gradlab.scaler.modes import check_mode, check_threshold
 from gradlab.scaler.scaler import Scaler
 from gradlab.training.history import History
@@ -51,12 +52,21 @@ def compare(
 ) -> list[History]:
     """Train one run per ``(mode, threshold)`` from identical weights and data order.
 
+    Every run starts from the same state (weights, optimizer, adaptive state and
+    the seed state Dropout draws from), sees the same batches in the same order
+    and draws the same dropout masks.
+
     Args:
       problem: a :class:`gradlab.problems.Problem`, the name of a built-in one
         (``"deep_mlp"``, ``"digits"``, ...), or your model: a built Keras model
         (Sequential, Functional or subclassed; each run starts from a clone with
-        its current weights, the model itself is not trained) or a function that
-        builds one, with ``x``, ``y`` and ``loss``.
+        its current state: weights and the dropout layers' seed state) or a
+        function that builds one, with ``x``, ``y`` and ``loss``. A model that
+        cannot be cloned (custom layers without ``get_config``, an ``__init__``
+        without ``**kwargs``) is trained itself, every run from its state now,
+        and every variable of it is put back afterwards, also after an error or
+        an interrupt (``KeyboardInterrupt``). If the kernel is restarted or killed
+        mid-run, the model goes with it; nothing is written to disk.
       runs: list of mode names or ``(mode, threshold)`` pairs.
       x, y: training arrays for your model, or ``x`` a ``tf.data.Dataset`` of
         ``(x, y)`` batches (``y`` None). The batches of one run are read once and
@@ -128,49 +138,50 @@ def compare(
             f"Argument `batch_size` must be at most the number of samples ({len(problem.x)}). "
             f"Received: batch_size={batch_size}"
         )
-    # One model, optimizer and compiled step for every run: reset() restores the
-    # initial weights, optimizer slots, adaptive state and data order; the mode
-    # and threshold are variables, so no run retraces.
-    trainer = Trainer(
-        problem.model(),
-        problem.loss,
-        make_optimizer(),
-        Scaler(parsed[0][0], parsed[0][1], modes=[m for m, _, _ in parsed], **scaler_options),
-        **trainer_options,
-    )
-    data = _data(problem, steps * trainer.accumulate)
-    val = validation_data if validation_data is not None else problem.validation_data
-    histories = []
-    every = max(1, steps // 10) if validation_every is None else validation_every
-    for i, (mode, threshold, label) in enumerate(parsed):
-        trainer.label = label
-        trainer.reset()
-        trainer.scaler.set(mode=mode, threshold=threshold)
-        if on_run_begin is not None:
-            on_run_begin(label, trainer.model)
-        fit = dict(data, batch_size=batch_size, seed=seed, progress=progress)
-        if chunk >= steps:  # the run in one call
-            if should_stop is not None and should_stop():
-                return histories
-            if on_progress is not None:
-                on_progress(i, label, 0)
-            trainer.fit(**fit, steps=steps, validation_data=val, validation_every=validation_every)
-        # In calls of at most `chunk` steps that end where the one call would evaluate (every `every`
-        # steps and at the last): the same rows and evaluations.
-        while len(trainer.history) < steps:
-            done = len(trainer.history)
-            if should_stop is not None and should_stop():
-                return histories
-            if on_progress is not None:
-                on_progress(i, label, done)
-            due = min((done // every + 1) * every, steps)
-            n = min(chunk, steps - done, due - done)
-            held_out = val if done + n == due else None
-            trainer.fit(**fit, steps=n, validation_data=held_out, validation_every=n)
-        histories.append(trainer.history)
-        if on_run_end is not None:
-            on_run_end(label, trainer.history)
-    return histories
+    with kept(problem.own_model):  # your model itself, where it cannot be cloned: put back as it began
+        # One model, optimizer and compiled step for every run: reset() restores the
+        # initial weights, optimizer slots, adaptive state and data order; the mode
+        # and threshold are variables, so no run retraces.
+        trainer = Trainer(
+            problem.model(),
+            problem.loss,
+            make_optimizer(),
+            Scaler(parsed[0][0], parsed[0][1], modes=[m for m, _, _ in parsed], **scaler_options),
+            **trainer_options,
+        )
+        data = _data(problem, steps * trainer.accumulate)
+        val = validation_data if validation_data is not None else problem.validation_data
+        histories = []
+        every = max(1, steps // 10) if validation_every is None else validation_every
+        for i, (mode, threshold, label) in enumerate(parsed):
+            trainer.label = label
+            trainer.reset()
+            trainer.scaler.set(mode=mode, threshold=threshold)
+            if on_run_begin is not None:
+                on_run_begin(label, trainer.model)
+            fit = dict(data, batch_size=batch_size, seed=seed, progress=progress)
+            if chunk >= steps:  # the run in one call
+                if should_stop is not None and should_stop():
+                    return histories
+                if on_progress is not None:
+                    on_progress(i, label, 0)
+                trainer.fit(**fit, steps=steps, validation_data=val, validation_every=validation_every)
+            # In calls of at most `chunk` steps that end where the one call would evaluate (every `every`
+            # steps and at the last): the same rows and evaluations.
+            while len(trainer.history) < steps:
+                done = len(trainer.history)
+                if should_stop is not None and should_stop():
+                    return histories
+                if on_progress is not None:
+                    on_progress(i, label, done)
+                due = min((done // every + 1) * every, steps)
+                n = min(chunk, steps - done, due - done)
+                held_out = val if done + n == due else None
+                trainer.fit(**fit, steps=n, validation_data=held_out, validation_every=n)
+            histories.append(trainer.history)
+            if on_run_end is not None:
+                on_run_end(label, trainer.history)
+        return histories
 
 
 def resolve_problem(problem, x=None, y=None, loss=None, validation_data=None, seed: int = 0) -> Problem:

@@ -16,6 +16,7 @@ import numpy as np
 from gradlab import _checks
 from gradlab._text import wrap
 from gradlab.problems.builtin import Problem, replay
+from gradlab.problems.state import kept
 from gradlab.scaler.modes import MODES
 
 __all__ = ["Verification", "fit_data", "verify"]
@@ -41,6 +42,9 @@ def verify(
 ) -> Verification:
     """Train unclipped and clipped at ``factor * threshold`` for each factor, over several seeds
     (see :meth:`Advice.verify <gradlab.explore.advise.Advice.verify>`), with the probe's ``trainer``.
+
+    Where the probe trained your model itself (it cannot be cloned), every variable
+    of it is put back after the runs, after an error or an interrupt too.
     """
     if isinstance(seeds, bool) or not isinstance(seeds, (int, list, tuple)):
         raise _checks._fail("seeds", "a number of seeds (an integer >= 1) or a list of seeds", seeds)
@@ -64,37 +68,38 @@ def verify(
     arms += [(mode, rec.threshold * f, f, f"{mode}={rec.threshold * f:.3g}") for f in factors]
     tail = max(1, steps // 10)
     rows, histories = [], {label: [] for *_, label in arms}
-    for seed in seed_list:
-        data = fit_data(advice.problem, steps * trainer.accumulate, seed)
-        for arm_mode, threshold, factor, label in arms:
-            trainer.reset()
-            trainer.scaler.set(mode=arm_mode, threshold=threshold)
-            trainer.label = label
-            h = trainer.fit(
-                **data,
-                steps=steps,
-                batch_size=advice.batch_size,
-                seed=seed,
-                progress=progress,
-                validation_data=val,
-                validation_every=steps,
-            )
-            histories[label].append(h)
-            losses = h.loss[-tail:]
-            rows.append(
-                {
-                    "seed": seed,
-                    "run": label,
-                    "mode": arm_mode,
-                    "threshold": threshold if arm_mode != "none" else math.nan,
-                    "factor": factor,
-                    "final_loss": float(np.mean(losses)) if np.isfinite(losses).all() else math.nan,
-                    "val_loss": float(h.val_loss[-1]) if len(h.val_loss) else math.nan,
-                    "val_accuracy": float(h.val_accuracy[-1]) if len(h.val_accuracy) else math.nan,
-                    "clip_rate": h.clip_rate,
-                    "skipped": int(h.skipped.sum()),
-                }
-            )
+    with kept(advice.problem.own_model):  # your model itself, where it cannot be cloned: put back after
+        for seed in seed_list:
+            data = fit_data(advice.problem, steps * trainer.accumulate, seed)
+            for arm_mode, threshold, factor, label in arms:
+                trainer.reset()
+                trainer.scaler.set(mode=arm_mode, threshold=threshold)
+                trainer.label = label
+                h = trainer.fit(
+                    **data,
+                    steps=steps,
+                    batch_size=advice.batch_size,
+                    seed=seed,
+                    progress=progress,
+                    validation_data=val,
+                    validation_every=steps,
+                )
+                histories[label].append(h)
+                losses = h.loss[-tail:]
+                rows.append(
+                    {
+                        "seed": seed,
+                        "run": label,
+                        "mode": arm_mode,
+                        "threshold": threshold if arm_mode != "none" else math.nan,
+                        "factor": factor,
+                        "final_loss": float(np.mean(losses)) if np.isfinite(losses).all() else math.nan,
+                        "val_loss": float(h.val_loss[-1]) if len(h.val_loss) else math.nan,
+                        "val_accuracy": float(h.val_accuracy[-1]) if len(h.val_accuracy) else math.nan,
+                        "clip_rate": h.clip_rate,
+                        "skipped": int(h.skipped.sum()),
+                    }
+                )
     return Verification(rows, histories, [a[-1] for a in arms], tail, mode, rec.threshold)
 
 

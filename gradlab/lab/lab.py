@@ -4,7 +4,7 @@
 loss=..., optimizer="adam")`` shows the same controls and plots for your own Keras
 model. Training runs in a background thread in chunks of a few steps, so the
 controls stay responsive; the mode and the threshold are the
-:class:`~gradlab.transforms.Scaler`'s ``tf.Variable``s, so a change applies at the
+:class:`~gradlab.Scaler`'s ``tf.Variable``s, so a change applies at the
 very next step without retracing, and appears on the threshold line of the plot.
 Redraws are throttled (at most every ``redraw_ms``, and never before the browser
 has drawn the previous one). Changing the optimizer or the problem starts the run
@@ -25,8 +25,6 @@ import sys
 import threading
 import time
 
-import ipywidgets as w
-
 from gradlab import _checks
 from gradlab.display import plots
 from gradlab.explore.compare import compare, parse_runs
@@ -41,9 +39,10 @@ from gradlab.lab.controls import (
     show_threshold,
     threshold_range,
 )
-from gradlab.lab.layout import comparison_table, layout, static_bundle
+from gradlab.lab.layout import comparison_table, layout, make_parts, static_bundle
 from gradlab.lab.width import ContainerWidth
 from gradlab.problems.builtin import PROBLEMS, from_model, make_problem
+from gradlab.problems.state import Lent
 from gradlab.scaler.modes import MODE_NAMES, MODES, check_mode, check_threshold
 from gradlab.scaler.scaler import Scaler
 from gradlab.training.optimizers import make_optimizer, optimizer_factory
@@ -71,7 +70,9 @@ class Lab:
       redraw_ms: least time between two redraws.
       batch_size, seed: data batching and the seed of weights and data order.
       model: your Keras model (Sequential, Functional or subclassed), built (each run
-        starts from a clone with its current weights) or a function that builds one.
+        starts from a clone with its current state) or a function that builds one. A
+        model that cannot be cloned is trained itself: between runs (after a pause or an
+        error too) it holds its own state again, the run's being kept for the next Run.
       x, y: your training data: arrays, or ``x`` a finite ``tf.data.Dataset`` of
         ``(x, y)`` samples or batches (``y`` then None).
       loss: your loss (a Keras loss, its name, or ``loss(y_true, y_pred)``).
@@ -164,13 +165,7 @@ class Lab:
         self._lr_for = {optimizer_name: learning_rate}  # the learning rate last used with each optimizer
         self.controls = make_controls(list(problems), problem, mode, t, learning_rate, steps, optimizer_name, yours)
         self._wire(self.controls)
-        self.status = w.HTML(layout=w.Layout(min_height="24px", width="100%"))
-        self.status.add_class("gradlab-status-line")
-        self.table = w.HTML(layout=w.Layout(width="100%"))
-        self.table.add_class("gradlab-comparison")
-        self.figure = plots.LiveFigure()
-        self.figure.widget.layout.autosize = True  # plotly fits the figure to the lab's width, and follows it
-        self.figure.widget.add_class("gradlab-figure")
+        self.status, self.table, self.figure = make_parts()
         # Plotly does not follow a resize by itself; frames re-fit the figure while it runs, this when it does not.
         self.width_report = ContainerWidth()
         self.width_report.observe(self._on_width, names="width")
@@ -210,6 +205,7 @@ class Lab:
         if hasattr(self, "trainer"):
             self.trainer.reset()  # the scaler's adaptive state back to its start
         self.problem = problem
+        self._lent = Lent(problem.own_model)  # your model itself, where it cannot be cloned
         self._new_trainer(problem.model())
         self._say("ready")
 
@@ -283,15 +279,9 @@ class Lab:
             self.scaler.set(mode=pending[0], threshold=pending[1])
 
     def _on_width(self, change):
-        """The lab's width in the browser changed (a window or side-panel resize): fit the figure to it.
-
-        While a run goes, its next frame does it (only the training thread touches the figure then);
-        paused, or before the first run, it is done at once.
-        """
-        if self.running:
-            self.figure.refit_soon()
-        else:
-            self.figure.refit()
+        """The lab's width in the browser changed: fit the figure to it. While a run goes, its next frame
+        does it (only the training thread touches the figure then); else it is done at once."""
+        self.figure.refit_soon() if self.running else self.figure.refit()
 
     def _on_learning_rate(self, change):
         self._lr_for[self.controls["optimizer"].value] = change["new"]
@@ -312,6 +302,7 @@ class Lab:
             self._quiet_lr = False
         with self._lock:
             self.trainer.reset()  # the model's initial weights, and the scaler's adaptive state
+            self._lent.forget()
             self._new_trainer(self.trainer.model)
         label = next(k for k, v in self.controls["optimizer"].options if v == name)
         self._say(f"optimizer now {html.escape(label)}, learning rate {lr:.3g}: the run starts again from step 0")
@@ -329,12 +320,22 @@ class Lab:
         if wait:
             self._thread.join()
 
-    def pause(self) -> None:
-        """Stop after the current chunk (or, while comparing, after the current call)."""
+    def pause(self, timeout: float = 30.0) -> bool:
+        """Stop after the current chunk (or, while comparing, after the current call).
+
+        Waits up to ``timeout`` seconds for the training thread to stop, and returns whether it
+        has. If it still runs (a slow chunk), the status says so; the thread stops by itself
+        after its chunk, and a later ``pause()`` or ``run()`` finds it stopped.
+        """
+        timeout = _checks.python_number("timeout", timeout, low=0.0, low_open=False)
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=timeout)
+        if self.running:
+            self._say(f"pausing: the current chunk is still running after {timeout:g} s; it stops when it ends")
+            return False
         self._say("paused")
+        return True
 
     def reset(self) -> None:
         """Stop, and start again from the same initial weights and data order (no retrace).
@@ -344,6 +345,7 @@ class Lab:
         self.pause()
         with self._lock:
             self.trainer.reset()
+            self._lent.forget()
             self.optimizer.learning_rate.assign(self.controls["learning_rate"].value)
             self.clear_comparison()
             self.figure.update(self.trainer.history)
@@ -400,7 +402,11 @@ class Lab:
                     self.comparison = done
                     self.figure.overlay(done)
                     self.figure.update(self.trainer.history)
-                    self.table.value = self._comparison_table(done, n)
+                    opt = next(
+                        k for k, v in self.controls["optimizer"].options if v == self.controls["optimizer"].value
+                    )
+                    lr = self.controls["learning_rate"].value
+                    self.table.value = comparison_table(done, self.figure.overlay_colors, n, opt, lr)
                 finished = len(done) == len(labels)
                 said = f"compared {len(labels)} modes over {n} steps" if finished else f"compare stopped at {len(done)}"
                 self._say(said)
@@ -411,11 +417,6 @@ class Lab:
         self._thread.start()
         if wait:
             self._thread.join()
-
-    def _comparison_table(self, runs, steps) -> str:
-        opt = next(k for k, v in self.controls["optimizer"].options if v == self.controls["optimizer"].value)
-        lr = self.controls["learning_rate"].value
-        return comparison_table(runs, self.figure.overlay_colors, steps, opt, lr)
 
     def _guard(self, fn):
         def run():
@@ -439,10 +440,12 @@ class Lab:
             # wait up to 5 ms per handover; 1 ms keeps the controls responsive.
             interval = sys.getswitchinterval()
             sys.setswitchinterval(min(interval, 0.001))
+            self._lent.take()  # your model itself (it cannot be cloned): the run's state in, yours kept
             try:
                 self._run_chunks()
             finally:
                 sys.setswitchinterval(interval)
+                self._lent.give_back()  # after an error too: your model holds its own state between runs
             self._draw()
             self._say("paused" if self._stop.is_set() else "done")
 

@@ -17,7 +17,7 @@ import numpy as np
 from gradlab.display import plots
 from gradlab.display.style import diverged_at
 
-__all__ = ["comparison_table", "layout", "static_bundle"]
+__all__ = ["comparison_table", "layout", "make_parts", "static_bundle"]
 
 # The figure is a flex item of the lab's column: without min-width 0 it keeps the width of what it
 # drew, so a narrower notebook cut it off instead of plotly resizing it to the column.
@@ -28,6 +28,18 @@ TABLE_CSS = (
     ".gradlab-table td:first-child,.gradlab-table th:first-child{text-align:left}"
     ".gradlab-table caption{text-align:left;color:#555;caption-side:top}</style>"
 )
+
+
+def make_parts() -> tuple:
+    """The lab's status line, comparison table and live figure (which fits itself to the lab's width)."""
+    status = w.HTML(layout=w.Layout(min_height="24px", width="100%"))
+    status.add_class("gradlab-status-line")
+    table = w.HTML(layout=w.Layout(width="100%"))
+    table.add_class("gradlab-comparison")
+    figure = plots.LiveFigure()
+    figure.widget.layout.autosize = True  # plotly fits the figure to the lab's width, and follows it
+    figure.widget.add_class("gradlab-figure")
+    return status, table, figure
 
 
 def layout(controls: dict, status, width_report, figure, table) -> w.VBox:
