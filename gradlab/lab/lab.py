@@ -72,7 +72,8 @@ class Lab:
       model: your Keras model (Sequential, Functional or subclassed), built (each run
         starts from a clone with its current state) or a function that builds one. A
         model that cannot be cloned is trained itself: between runs (after a pause or an
-        error too) it holds its own state again, the run's being kept for the next Run.
+        error too) it holds its own state again, the run's being kept for the next Run (a
+        kernel restarted mid-run takes the model with it: nothing is written to disk).
       x, y: your training data: arrays, or ``x`` a finite ``tf.data.Dataset`` of
         ``(x, y)`` samples or batches (``y`` then None).
       loss: your loss (a Keras loss, its name, or ``loss(y_true, y_pred)``).
