@@ -263,7 +263,7 @@ def test_a_cloned_model_starts_with_the_seed_state_of_the_model_given():
 # ---------------------------------------------------------------- runs that raise leave the model as it began
 @pytest.mark.parametrize("error", [KeyboardInterrupt, ValueError])
 def test_a_compare_that_raises_mid_way_restores_the_model(error):
-    model, x, y, loss = PROGRAMS["transformer"]()
+    model, x, y, loss = PROGRAMS["unused_head"]()
     before = state(model)
 
     def interrupt(label, history):
@@ -288,9 +288,9 @@ def test_an_advice_verification_that_raises_restores_the_model():
 
 
 def test_a_lab_run_that_raises_mid_way_restores_the_model():
-    """The transformer cannot be cloned: the lab trains it in place, and an error in the middle of its
+    """The subclassed model cannot be cloned: the lab trains it in place, and an error in the middle of its
     second run (a loss that fails at run time) leaves it as it began."""
-    model, x, y, loss = PROGRAMS["transformer"]()
+    model, x, y, loss = PROGRAMS["unused_head"]()
     before = state(model)
     broken = threading.Event()
 
@@ -348,7 +348,7 @@ def test_a_functional_model_with_an_extra_tracked_layer_is_explored():
 
 # ---------------------------------------------------------------- compare in chunks: the same runs
 def test_compare_in_chunks_gives_the_runs_of_one_call():
-    model, x, y, loss = PROGRAMS["forecaster"]()
+    model, x, y, loss = PROGRAMS["frozen_base"]()
     val = (x[:8], y[:8])
     kwargs = dict(x=x, y=y, loss=loss, steps=7, batch_size=BATCH, validation_data=val, validation_every=3)
     whole = compare(model, ["none", "global_norm"], **kwargs)
