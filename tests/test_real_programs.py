@@ -228,6 +228,18 @@ def test_a_lab_run_trains_the_model_as_written_and_leaves_it_as_it_began(name):
 
 
 # ---------------------------------------------------------------- item 1: models that cannot be cloned
+def test_the_report_runs_on_a_model_that_cannot_be_cloned(tmp_path):
+    from gradlab.display import report
+
+    model, x, y, loss = PROGRAMS["unused_head"]()
+    before = state(model)
+    out = report.report(
+        model, ["none", "global_norm"], x=x, y=y, loss=loss, steps=STEPS, batch_size=BATCH, path=tmp_path / "r.html"
+    )
+    assert "global_norm" in (tmp_path / "r.html").read_text() and str(out).endswith("r.html")
+    assert_same(model, before)
+
+
 @pytest.mark.parametrize("name", ["transformer", "unused_head"])
 def test_keras_cannot_clone_these_models(name):
     """The reference: Keras' clone_model refuses them, so gradlab must train the model itself."""
