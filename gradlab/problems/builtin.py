@@ -64,7 +64,7 @@ class Problem:
     description: str
     validation_data: tuple | tf.data.Dataset | None = None
     dataset: tf.data.Dataset | None = None
-    own_model: keras.Model | None = None
+    own_model: keras.Model | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
         _checks.text("name", self.name)
