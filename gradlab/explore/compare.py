@@ -13,6 +13,7 @@ import keras
 
 from gradlab import _checks
 from gradlab.problems.builtin import PROBLEMS, Problem, from_model, make_problem, replay
+from gradlab.problems.state import kept
 from gradlab.scaler.modes import check_mode, check_threshold
 from gradlab.scaler.scaler import Scaler
 from gradlab.training.history import History
@@ -41,18 +42,31 @@ def compare(
     seed: int = 0,
     validation_every: int | None = None,
     on_run_begin=None,
+    on_run_end=None,
+    chunk: int | None = None,
+    on_progress=None,
+    should_stop=None,
     progress: bool = False,
     scaler_options: dict | None = None,
     **trainer_options,
 ) -> list[History]:
     """Train one run per ``(mode, threshold)`` from identical weights and data order.
 
+    Every run starts from the same state (weights, optimizer, adaptive state and
+    the seed state Dropout draws from), sees the same batches in the same order
+    and draws the same dropout masks.
+
     Args:
       problem: a :class:`gradlab.problems.Problem`, the name of a built-in one
         (``"deep_mlp"``, ``"digits"``, ...), or your model: a built Keras model
         (Sequential, Functional or subclassed; each run starts from a clone with
-        its current weights, the model itself is not trained) or a function that
-        builds one, with ``x``, ``y`` and ``loss``.
+        its current state: weights and the dropout layers' seed state) or a
+        function that builds one, with ``x``, ``y`` and ``loss``. A model that
+        cannot be cloned (custom layers without ``get_config``, an ``__init__``
+        without ``**kwargs``) is trained itself, every run from its state now,
+        and every variable of it is put back afterwards, also after an error or
+        an interrupt (``KeyboardInterrupt``). If the kernel is restarted or killed
+        mid-run, the model goes with it; nothing is written to disk.
       runs: list of mode names or ``(mode, threshold)`` pairs.
       x, y: training arrays for your model, or ``x`` a ``tf.data.Dataset`` of
         ``(x, y)`` batches (``y`` None). The batches of one run are read once and
@@ -69,6 +83,13 @@ def compare(
       steps, batch_size, seed: as in :meth:`Trainer.fit` (same seed: same order).
       on_run_begin: ``fn(label, model)`` called before each run, once its model
         holds the run's initial weights (to look at them, or to save them).
+      on_run_end: ``fn(label, history)`` called after each run with its history.
+      chunk: steps per call of the compiled step (default: a run in one call);
+        ``on_progress`` and ``should_stop`` are looked at between calls.
+      on_progress: ``fn(index, label, done)`` called before each call: the run's
+        index in ``runs``, its label and the steps it has done.
+      should_stop: ``fn() -> bool`` asked before each call; when it says True,
+        compare stops there and returns the runs finished so far.
       scaler_options: further :class:`~gradlab.Scaler` arguments for every run,
         e.g. ``{"zclip_max_grad_norm": 1.0}`` (the ZClip reference's cap).
       trainer_options: further :class:`~gradlab.Trainer` arguments.
@@ -102,45 +123,65 @@ def compare(
     _checks.number("seed", seed, low=0, low_open=False, integer=True)
     if validation_every is not None:
         _checks.size("validation_every", validation_every)
-    if on_run_begin is not None and not callable(on_run_begin):
-        raise _checks._fail("on_run_begin", "None or a function fn(label, model)", on_run_begin)
+    for name, value, what in (
+        ("on_run_begin", on_run_begin, "fn(label, model)"),
+        ("on_run_end", on_run_end, "fn(label, history)"),
+        ("on_progress", on_progress, "fn(index, label, done)"),
+        ("should_stop", should_stop, "fn() -> bool"),
+    ):
+        if value is not None and not callable(value):
+            raise _checks._fail(name, f"None or a function {what}", value)
+    chunk = steps if chunk is None else _checks.size("chunk", chunk)
     _checks.boolean("progress", progress)
     if problem.dataset is None and batch_size > len(problem.x):
         raise ValueError(
             f"Argument `batch_size` must be at most the number of samples ({len(problem.x)}). "
             f"Received: batch_size={batch_size}"
         )
-    # One model, optimizer and compiled step for every run: reset() restores the
-    # initial weights, optimizer slots, adaptive state and data order; the mode
-    # and threshold are variables, so no run retraces.
-    trainer = Trainer(
-        problem.model(),
-        problem.loss,
-        make_optimizer(),
-        Scaler(parsed[0][0], parsed[0][1], modes=[m for m, _, _ in parsed], **scaler_options),
-        **trainer_options,
-    )
-    data = _data(problem, steps * trainer.accumulate)
-    val = validation_data if validation_data is not None else problem.validation_data
-    histories = []
-    for mode, threshold, label in parsed:
-        trainer.reset()
-        trainer.scaler.set(mode=mode, threshold=threshold)
-        trainer.label = label
-        if on_run_begin is not None:
-            on_run_begin(label, trainer.model)
-        histories.append(
-            trainer.fit(
-                **data,
-                steps=steps,
-                batch_size=batch_size,
-                seed=seed,
-                progress=progress,
-                validation_data=val,
-                validation_every=validation_every,
-            )
+    with kept(problem.own_model):  # your model itself, where it cannot be cloned: put back as it began
+        # One model, optimizer and compiled step for every run: reset() restores the
+        # initial weights, optimizer slots, adaptive state and data order; the mode
+        # and threshold are variables, so no run retraces.
+        trainer = Trainer(
+            problem.model(),
+            problem.loss,
+            make_optimizer(),
+            Scaler(parsed[0][0], parsed[0][1], modes=[m for m, _, _ in parsed], **scaler_options),
+            **trainer_options,
         )
-    return histories
+        data = _data(problem, steps * trainer.accumulate)
+        val = validation_data if validation_data is not None else problem.validation_data
+        histories = []
+        every = max(1, steps // 10) if validation_every is None else validation_every
+        for i, (mode, threshold, label) in enumerate(parsed):
+            trainer.label = label
+            trainer.reset()
+            trainer.scaler.set(mode=mode, threshold=threshold)
+            if on_run_begin is not None:
+                on_run_begin(label, trainer.model)
+            fit = dict(data, batch_size=batch_size, seed=seed, progress=progress)
+            if chunk >= steps:  # the run in one call
+                if should_stop is not None and should_stop():
+                    return histories
+                if on_progress is not None:
+                    on_progress(i, label, 0)
+                trainer.fit(**fit, steps=steps, validation_data=val, validation_every=validation_every)
+            # In calls of at most `chunk` steps that end where the one call would evaluate (every `every`
+            # steps and at the last): the same rows and evaluations.
+            while len(trainer.history) < steps:
+                done = len(trainer.history)
+                if should_stop is not None and should_stop():
+                    return histories
+                if on_progress is not None:
+                    on_progress(i, label, done)
+                due = min((done // every + 1) * every, steps)
+                n = min(chunk, steps - done, due - done)
+                held_out = val if done + n == due else None
+                trainer.fit(**fit, steps=n, validation_data=held_out, validation_every=n)
+            histories.append(trainer.history)
+            if on_run_end is not None:
+                on_run_end(label, trainer.history)
+        return histories
 
 
 def resolve_problem(problem, x=None, y=None, loss=None, validation_data=None, seed: int = 0) -> Problem:

@@ -4,7 +4,7 @@
 loss=..., optimizer="adam")`` shows the same controls and plots for your own Keras
 model. Training runs in a background thread in chunks of a few steps, so the
 controls stay responsive; the mode and the threshold are the
-:class:`~gradlab.transforms.Scaler`'s ``tf.Variable``s, so a change applies at the
+:class:`~gradlab.Scaler`'s ``tf.Variable``s, so a change applies at the
 very next step without retracing, and appears on the threshold line of the plot.
 Redraws are throttled (at most every ``redraw_ms``, and never before the browser
 has drawn the previous one). Changing the optimizer or the problem starts the run
@@ -25,88 +25,36 @@ import sys
 import threading
 import time
 
-import ipywidgets as w
-import numpy as np
-import tensorflow as tf
-
 from gradlab import _checks
 from gradlab.display import plots
-from gradlab.display.style import diverged_at
-from gradlab.explore.compare import parse_runs
+from gradlab.explore.compare import compare, parse_runs
+from gradlab.lab.controls import (
+    DEFAULT_LR,
+    UNSET_LR,
+    YOURS,
+    check_no_own_data,
+    check_optimizer,
+    check_steps,
+    make_controls,
+    own_arrays,
+    show_threshold,
+    threshold_range,
+    wire,
+)
+from gradlab.lab.layout import comparison_table, layout, make_parts, static_bundle
 from gradlab.lab.width import ContainerWidth
 from gradlab.problems.builtin import PROBLEMS, from_model, make_problem
+from gradlab.problems.state import Lent
 from gradlab.scaler.modes import MODE_NAMES, MODES, check_mode, check_threshold
 from gradlab.scaler.scaler import Scaler
 from gradlab.scaler.spike import check_skip_spikes
-from gradlab.training.optimizers import OPTIMIZERS, make_optimizer, optimizer_factory
+from gradlab.training.optimizers import make_optimizer, optimizer_factory
 from gradlab.training.trainer import Trainer
 
 __all__ = ["Lab", "threshold_range"]
 
-# A learning rate to start from when the reader picks an optimizer they have not used in this lab yet.
-DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}
-YOURS = "yours"  # the optimizer control's entry for an optimizer (factory or instance) given to the Lab
-RUN_FOR = (300, 1000, 3000, 10000, 30000, 100000)  # the "run for" choices, in steps
 COMPARE_CHUNK = 50  # steps per call while comparing: progress and Pause between calls
 VAL_EVERY = 25  # steps between two evaluations of the validation data
-
-
-# The figure is a flex item of the lab's column: without min-width 0 it keeps the width of what it
-# drew, so a narrower notebook cut it off instead of plotly resizing it to the column.
-_CSS = "<style>.gradlab-lab .gradlab-figure{min-width:0;width:100%;max-width:100%}</style>"
-
-
-def threshold_range(mode: str) -> tuple[float, float]:
-    """Log10 range of the threshold slider for ``mode`` (the mode's record says it)."""
-    return MODES[check_mode(mode)].slider
-
-
-def _steps(steps):
-    """None (the control's value) or an integer >= 1."""
-    return None if steps is None else _checks.size("steps", steps)
-
-
-def _arrays(name: str, data):
-    """``data`` as arrays: a pair ``(x, y)`` as given, or a finite ``tf.data.Dataset`` of ``(x, y)``
-    samples or batches read once into numpy (the lab batches it again with ``batch_size``)."""
-    if not isinstance(data, tf.data.Dataset):
-        return data
-    spec = data.element_spec
-    if not isinstance(spec, tuple) or len(spec) != 2:
-        raise ValueError(f"Argument `{name}` must yield (x, y) pairs. Received: a dataset whose elements are {spec!r}")
-    if int(data.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
-        raise ValueError(
-            f"Argument `{name}` must be a finite dataset (the lab reads it once): remove `.repeat()`. "
-            f"Received: {name} with infinite cardinality"
-        )
-    batched = spec[0].shape.rank is not None and spec[0].shape.rank > 0 and spec[0].shape[0] is None
-    xs, ys = zip(*data.as_numpy_iterator()) if int(data.cardinality()) != 0 else ((), ())
-    if not xs:
-        raise ValueError(f"Argument `{name}` must hold at least one sample. Received: an empty dataset")
-    join = np.concatenate if batched else np.stack
-    return join(xs), join(ys)
-
-
-class _Unset(float):
-    """The default learning rate, 0.5 (SGD on the built-in problems): with another optimizer and no
-    learning rate given, the lab starts from that optimizer's own (DEFAULT_LR, or your optimizer's)."""
-
-
-_LR = _Unset(0.5)
-
-
-def _check_optimizer(optimizer, learning_rate) -> tuple[str, str | None, float | None]:
-    """The optimizer control's entry for ``optimizer``: (a name of OPTIMIZERS, None, None), or (YOURS,
-    its class name, its learning rate) for a factory or an instance, which is tried once here (it must
-    give a Keras optimizer)."""
-    if isinstance(optimizer, str):
-        return _checks.choice("optimizer", optimizer, tuple(OPTIMIZERS)), None, None
-    made = optimizer_factory(optimizer, learning_rate)()  # raises, naming the argument, for anything else
-    try:
-        lr = float(np.asarray(made.learning_rate))
-    except (TypeError, ValueError):  # a schedule
-        lr = None
-    return YOURS, type(made).__name__, lr
 
 
 class Lab:
@@ -125,7 +73,10 @@ class Lab:
       redraw_ms: least time between two redraws.
       batch_size, seed: data batching and the seed of weights and data order.
       model: your Keras model (Sequential, Functional or subclassed), built (each run
-        starts from a clone with its current weights) or a function that builds one.
+        starts from a clone with its current state) or a function that builds one. A
+        model that cannot be cloned is trained itself: between runs (after a pause or an
+        error too) it holds its own state again, the run's being kept for the next Run (a
+        kernel restarted mid-run takes the model with it: nothing is written to disk).
       x, y: your training data: arrays, or ``x`` a finite ``tf.data.Dataset`` of
         ``(x, y)`` samples or batches (``y`` then None).
       loss: your loss (a Keras loss, its name, or ``loss(y_true, y_pred)``).
@@ -158,7 +109,7 @@ class Lab:
         problem: str = "deep_mlp",
         mode: str = "global_norm",
         threshold: float | None = None,
-        learning_rate: float = _LR,
+        learning_rate: float = UNSET_LR,
         steps: int = 10000,
         chunk: int = 5,
         redraw_ms: int = 150,
@@ -177,17 +128,12 @@ class Lab:
         self._skip_spikes = None if rule is None else rule.get_config()  # settings: each Scaler its own windows
         if model is None:
             problem = _checks.choice("problem", problem, tuple(PROBLEMS))
-            for name, value in (("x", x), ("y", y), ("loss", loss), ("validation_data", validation_data)):
-                if value is not None:
-                    raise ValueError(
-                        f"Argument `{name}` is for your own model: pass it with `model=...`. "
-                        f"Received: {name} of type {type(value).__name__} and model=None"
-                    )
+            check_no_own_data(x=x, y=y, loss=loss, validation_data=validation_data)
         mode = check_mode(mode)
         check_threshold(mode, threshold)
-        given = learning_rate is not _LR
+        given = learning_rate is not UNSET_LR
         learning_rate = _checks.python_number("learning_rate", learning_rate)
-        optimizer_name, yours, own_lr = _check_optimizer(optimizer, learning_rate if given else None)
+        optimizer_name, yours, own_lr = check_optimizer(optimizer, learning_rate if given else None)
         if not given and optimizer_name != "sgd":
             learning_rate = own_lr or DEFAULT_LR.get(optimizer_name, 1e-3)
         steps, chunk, batch_size = (
@@ -199,17 +145,7 @@ class Lab:
         seed = _checks.size("seed", seed, low=0)
         problems = {}
         if model is not None:
-            if loss is None:
-                raise ValueError("Argument `loss` is needed with `model=...`. Received: loss=None")
-            if isinstance(x, tf.data.Dataset):
-                if y is not None:
-                    raise ValueError(
-                        "Argument `y` must be None when `x` is a tf.data.Dataset of (x, y). "
-                        f"Received: y of type {type(y).__name__}"
-                    )
-                x, y = _arrays("x", x)
-            if validation_data is not None:
-                validation_data = _arrays("validation_data", validation_data)
+            x, y, validation_data = own_arrays(x, y, loss, validation_data)
             own = from_model(model, x, y, loss, validation_data=validation_data, seed=seed)
             problems[own.name] = own
             problem = own.name
@@ -233,129 +169,20 @@ class Lab:
         t = float(self.scaler.threshold.numpy())
         self._chosen = {mode: t}  # the threshold the reader last chose for each mode
         self._lr_for = {optimizer_name: learning_rate}  # the learning rate last used with each optimizer
-        self.controls = self._make_controls(problem, mode, t, learning_rate, steps, optimizer_name, yours)
-        self.status = w.HTML(layout=w.Layout(min_height="24px", width="100%"))
-        self.status.add_class("gradlab-status-line")
-        self.table = w.HTML(layout=w.Layout(width="100%"))
-        self.table.add_class("gradlab-comparison")
-        self.figure = plots.LiveFigure()
-        self.figure.widget.layout.autosize = True  # plotly fits the figure to the lab's width, and follows it
-        self.figure.widget.add_class("gradlab-figure")
+        self.controls = make_controls(list(problems), problem, mode, t, learning_rate, steps, optimizer_name, yours)
+        changes = {"mode": self._on_mode, "threshold": self._on_threshold, "optimizer": self._on_optimizer}
+        changes |= {"learning_rate": self._on_learning_rate, "problem": lambda _: self._rebuild()}
+        wire(
+            self.controls,
+            changes,
+            {"run": self.run, "pause": self.pause, "reset": self.reset, "compare": self.compare_all},
+        )
+        self.status, self.table, self.figure = make_parts()
         # Plotly does not follow a resize by itself; frames re-fit the figure while it runs, this when it does not.
         self.width_report = ContainerWidth()
         self.width_report.observe(self._on_width, names="width")
-        self.widget = self._layout()
+        self.widget = layout(self.controls, self.status, self.width_report, self.figure.widget, self.table)
         self._build()
-
-    # ------------------------------------------------------------ layout
-    def _make_controls(self, problem, mode, t, learning_rate, steps, optimizer_name, yours):
-        lo, hi = threshold_range(mode)
-        log_t, log_lr = math.log10(t), math.log10(learning_rate)
-
-        def desc(width):
-            return {"description_width": width}
-
-        def fixed(width):
-            return w.Layout(width=width, min_width=width, flex="0 0 auto")
-
-        problems = [*self._problems, *(p for p in PROBLEMS if p not in self._problems)]
-        optimizers = [(label, name) for name, (label, _) in OPTIMIZERS.items()]
-        if optimizer_name == YOURS:
-            optimizers.insert(0, (f"yours: {yours}", YOURS))
-        run_for = sorted({*RUN_FOR, steps})
-        c = {
-            "mode": w.Dropdown(
-                options=list(MODE_NAMES), value=mode, description="mode", style=desc("44px"), layout=fixed("230px")
-            ),
-            "threshold": w.FloatLogSlider(
-                value=t,
-                base=10,
-                min=min(lo, log_t),
-                max=max(hi, log_t),
-                step=0.05,
-                description=MODES[mode].threshold_name,
-                readout_format=".3g",
-                # Only the reader's own moves are sent: with continuous updates the browser also sends
-                # back the value it shows whenever the lab changes the slider's range or value, rounded
-                # to its step or clamped into the range it had a moment before, and that stale value
-                # then replaced the new mode's threshold.
-                continuous_update=False,
-                disabled=mode == "none",
-                style=desc("120px"),
-                layout=fixed("440px"),
-            ),
-            "problem": w.Dropdown(
-                options=problems, value=problem, description="problem", style=desc("58px"), layout=fixed("240px")
-            ),
-            "optimizer": w.Dropdown(
-                options=optimizers,
-                value=optimizer_name,
-                description="optimizer",
-                style=desc("68px"),
-                layout=fixed("300px"),
-            ),
-            "learning_rate": w.FloatLogSlider(
-                value=learning_rate,
-                base=10,
-                min=min(-4, log_lr),
-                max=max(0.5, log_lr),
-                step=0.05,
-                description="learning rate",
-                readout_format=".3g",
-                continuous_update=False,
-                style=desc("88px"),
-                layout=fixed("360px"),
-            ),
-            "steps": w.Dropdown(
-                options=[(f"{n} steps", n) for n in run_for],
-                value=steps,
-                description="run for",
-                style=desc("52px"),
-                layout=fixed("190px"),
-            ),
-            "run": w.Button(description="Run", button_style="success", icon="play", layout=fixed("90px")),
-            "pause": w.Button(description="Pause", icon="pause", layout=fixed("96px")),
-            "reset": w.Button(description="Reset", icon="refresh", layout=fixed("96px")),
-            "compare": w.Button(
-                description="Compare all modes",
-                icon="bars",
-                tooltip="train every mode at its default threshold from the same start, and overlay them",
-                layout=fixed("190px"),
-            ),
-        }
-        c["threshold"].add_class("gradlab-threshold")
-        c["mode"].observe(self._on_mode, names="value")
-        c["threshold"].observe(self._on_threshold, names="value")
-        c["learning_rate"].observe(self._on_learning_rate, names="value")
-        c["optimizer"].observe(self._on_optimizer, names="value")
-        c["problem"].observe(lambda _: self._rebuild(), names="value")
-        c["run"].on_click(lambda _: self.run())
-        c["pause"].on_click(lambda _: self.pause())
-        c["reset"].on_click(lambda _: self.reset())
-        c["compare"].on_click(lambda _: self.compare_all())
-        return c
-
-    def _layout(self):
-        c = self.controls
-
-        def row(*children):
-            return w.HBox(list(children), layout=w.Layout(flex_flow="row wrap", align_items="center", width="100%"))
-
-        box = w.VBox(
-            [
-                w.HTML(_CSS, layout=w.Layout(display="none")),
-                row(c["mode"], c["threshold"]),
-                row(c["problem"], c["optimizer"], c["learning_rate"]),
-                row(c["steps"], c["run"], c["pause"], c["reset"], c["compare"]),
-                self.status,
-                self.width_report,
-                self.figure.widget,
-                self.table,
-            ],
-            layout=w.Layout(width="100%"),
-        )
-        box.add_class("gradlab-lab")
-        return box
 
     # ------------------------------------------------------------ state
     def _problem(self, name):
@@ -377,6 +204,7 @@ class Lab:
         if hasattr(self, "trainer"):
             self.trainer.reset()  # the scaler's adaptive state back to its start
         self.problem = problem
+        self._lent = Lent(problem.own_model)  # your model itself, where it cannot be cloned
         self._new_trainer(problem.model())
         self._say("ready")
 
@@ -410,18 +238,9 @@ class Lab:
     def _on_mode(self, change):
         mode = change["new"]
         value = self._chosen.get(mode, MODES[mode].default)
-        lo, hi = threshold_range(mode)
-        lo, hi = min(lo, math.log10(value)), max(hi, math.log10(value))
-        slider = self.controls["threshold"]
         self._moving_slider = True
         try:
-            with slider.hold_sync():  # one message: the browser gets the new range and value together
-                with slider.hold_trait_notifications():
-                    slider.min, slider.max = min(slider.min, lo), max(slider.max, hi)
-                    slider.value = value
-                    slider.min, slider.max = lo, hi
-                slider.description = MODES[mode].threshold_name
-                slider.disabled = mode == "none"
+            show_threshold(self.controls["threshold"], mode, value)
         finally:
             self._moving_slider = False
         self._request(mode, value)
@@ -459,15 +278,9 @@ class Lab:
             self.scaler.set(mode=pending[0], threshold=pending[1])
 
     def _on_width(self, change):
-        """The lab's width in the browser changed (a window or side-panel resize): fit the figure to it.
-
-        While a run goes, its next frame does it (only the training thread touches the figure then);
-        paused, or before the first run, it is done at once.
-        """
-        if self.running:
-            self.figure.refit_soon()
-        else:
-            self.figure.refit()
+        """The lab's width in the browser changed: fit the figure to it. While a run goes, its next frame
+        does it (only the training thread touches the figure then); else it is done at once."""
+        self.figure.refit_soon() if self.running else self.figure.refit()
 
     def _on_learning_rate(self, change):
         self._lr_for[self.controls["optimizer"].value] = change["new"]
@@ -488,6 +301,7 @@ class Lab:
             self._quiet_lr = False
         with self._lock:
             self.trainer.reset()  # the model's initial weights, and the scaler's adaptive state
+            self._lent.forget()
             self._new_trainer(self.trainer.model)
         label = next(k for k, v in self.controls["optimizer"].options if v == name)
         self._say(f"optimizer now {html.escape(label)}, learning rate {lr:.3g}: the run starts again from step 0")
@@ -495,7 +309,7 @@ class Lab:
     # ------------------------------------------------------------ actions
     def run(self, steps: int | None = None, wait: bool = False) -> None:
         """Train ``steps`` more steps (the "run for" control's value by default) in the background."""
-        steps, wait = _steps(steps), _checks.boolean("wait", wait)
+        steps, wait = check_steps(steps), _checks.boolean("wait", wait)
         if self.running:
             return
         self._target = len(self.trainer.history) + (steps or self.controls["steps"].value)
@@ -505,12 +319,22 @@ class Lab:
         if wait:
             self._thread.join()
 
-    def pause(self) -> None:
-        """Stop after the current chunk (or, while comparing, after the current call)."""
+    def pause(self, timeout: float = 30.0) -> bool:
+        """Stop after the current chunk (or, while comparing, after the current call).
+
+        Waits up to ``timeout`` seconds for the training thread to stop, and returns whether it
+        has. If it still runs (a slow chunk), the status says so; the thread stops by itself
+        after its chunk, and a later ``pause()`` or ``run()`` finds it stopped.
+        """
+        timeout = _checks.python_number("timeout", timeout, low=0.0, low_open=False)
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=timeout)
+        if self.running:
+            self._say(f"pausing: the current chunk is still running after {timeout:g} s; it stops when it ends")
+            return False
         self._say("paused")
+        return True
 
     def reset(self) -> None:
         """Stop, and start again from the same initial weights and data order (no retrace).
@@ -520,6 +344,7 @@ class Lab:
         self.pause()
         with self._lock:
             self.trainer.reset()
+            self._lent.forget()
             self.optimizer.learning_rate.assign(self.controls["learning_rate"].value)
             self.clear_comparison()
             self.figure.update(self.trainer.history)
@@ -540,27 +365,50 @@ class Lab:
     def compare_all(self, steps: int | None = None, wait: bool = False) -> None:
         """Run every mode (default thresholds) from identical weights; overlay them and tabulate them.
 
-        Shows its progress ("comparing 3/9: agc (0.01)") and disables the controls that
-        cannot be used meanwhile; Pause stops it after the current call.
+        The runs are :func:`gradlab.compare`'s, in calls of COMPARE_CHUNK steps: the status shows
+        the progress ("comparing 3/9: agc (0.01)") and Pause stops it after the current call; the
+        controls that cannot be used meanwhile are disabled.
         """
-        steps, wait = _steps(steps), _checks.boolean("wait", wait)
+        steps, wait = check_steps(steps), _checks.boolean("wait", wait)
         if self.running:
             return
         n = steps or min(self.controls["steps"].value, 300)
-        runs = [(mode, value, plots.overlay_label(mode, value)) for mode, value, _ in parse_runs(list(MODE_NAMES))]
+        modes = list(MODE_NAMES)
+        labels = [plots.overlay_label(mode, value) for mode, value, _ in parse_runs(modes)]
         self._stop.clear()
+
+        def progress(i, label, done):
+            self._say(f"comparing {i + 1}/{len(labels)}: {html.escape(labels[i])} · step {done}/{n}")
 
         def work():
             self._enable(False)
             try:
-                done = self._compare(runs, n)
+                done = compare(
+                    self.problem,
+                    modes,
+                    optimizer=self._new_optimizer,
+                    steps=n,
+                    batch_size=self.batch_size,
+                    seed=self.seed,
+                    validation_every=n,
+                    scaler_options=None if self._skip_spikes is None else {"skip_spikes": self._skip_spikes},
+                    chunk=COMPARE_CHUNK,
+                    on_progress=progress,
+                    should_stop=self._stop.is_set,
+                )
+                for h, label in zip(done, labels):
+                    h.label = label
                 if done:
                     self.comparison = done
                     self.figure.overlay(done)
                     self.figure.update(self.trainer.history)
-                    self.table.value = self._comparison_table(done, n)
-                finished = len(done) == len(runs)
-                said = f"compared {len(runs)} modes over {n} steps" if finished else f"compare stopped at {len(done)}"
+                    opt = next(
+                        k for k, v in self.controls["optimizer"].options if v == self.controls["optimizer"].value
+                    )
+                    lr = self.controls["learning_rate"].value
+                    self.table.value = comparison_table(done, self.figure.overlay_colors, n, opt, lr)
+                finished = len(done) == len(labels)
+                said = f"compared {len(labels)} modes over {n} steps" if finished else f"compare stopped at {len(done)}"
                 self._say(said)
             finally:  # after the last word of progress: while it shows, the controls are still disabled
                 self._enable(True)
@@ -569,80 +417,6 @@ class Lab:
         self._thread.start()
         if wait:
             self._thread.join()
-
-    def _compare(self, runs, steps):
-        """One run per (mode, threshold, label) from the problem's initial weights, with one compiled step.
-
-        Like :func:`gradlab.compare`, in calls of COMPARE_CHUNK steps so that the status
-        shows progress and Pause can stop it.
-        """
-        p = self.problem
-        first = runs[0]
-        trainer = Trainer(
-            p.model(),
-            p.loss,
-            self._new_optimizer(),
-            Scaler(first[0], first[1], modes="all", skip_spikes=self._skip_spikes),
-            label=first[2],
-        )
-        done = []
-        for i, (mode, value, label) in enumerate(runs):
-            trainer.label = label
-            trainer.reset()
-            trainer.scaler.set(mode=mode, threshold=value)
-            while len(trainer.history) < steps:
-                if self._stop.is_set():
-                    return done
-                self._say(f"comparing {i + 1}/{len(runs)}: {html.escape(label)} · step {len(trainer.history)}/{steps}")
-                n = min(COMPARE_CHUNK, steps - len(trainer.history))
-                last = len(trainer.history) + n == steps
-                trainer.fit(
-                    p.x,
-                    p.y,
-                    steps=n,
-                    batch_size=self.batch_size,
-                    seed=self.seed,
-                    progress=False,
-                    validation_data=p.validation_data if last else None,
-                    validation_every=n,
-                )
-            done.append(trainer.history)
-        return done
-
-    def _comparison_table(self, runs, steps) -> str:
-        opt = next(k for k, v in self.controls["optimizer"].options if v == self.controls["optimizer"].value)
-        val = any(len(h.val_loss) for h in runs)
-        head = "<tr><th>mode (threshold)</th><th>final loss</th><th>lowest loss</th>"
-        head += "<th>val loss</th>" if val else ""
-        head += "<th>clipped</th><th>skipped</th><th>diverged at</th></tr>"
-        rows = []
-        for h, color in zip(runs, self.figure._overlay_colors):
-            loss = h.loss[np.isfinite(h.loss)]
-            stop = diverged_at(h.loss)
-            cells = [
-                f"<td><span style='color:{color}'>■</span> {html.escape(h.label)}</td>",
-                f"<td>{h.loss[-1]:.3g}</td>",
-                f"<td>{loss.min():.3g}</td>" if loss.size else "<td>-</td>",
-            ]
-            if val:
-                cells.append(f"<td>{h.val_loss[-1]:.3g}</td>" if len(h.val_loss) else "<td>-</td>")
-            cells += [
-                f"<td>{h.clip_rate:.0%}</td>",
-                f"<td>{int(h.skipped.sum())}</td>",
-                f"<td>{'-' if stop is None else f'step {stop}'}</td>",
-            ]
-            rows.append("<tr>" + "".join(cells) + "</tr>")
-        caption = (
-            f"Compared from the same start: {steps} steps, {html.escape(opt)}, learning rate "
-            f"{self.controls['learning_rate'].value:.3g}, default thresholds"
-        )
-        style = (
-            "<style>.gradlab-table{border-collapse:collapse;font-size:12px;margin:4px 0}"
-            ".gradlab-table td,.gradlab-table th{padding:1px 10px;text-align:right;border-bottom:1px solid #eee}"
-            ".gradlab-table td:first-child,.gradlab-table th:first-child{text-align:left}"
-            ".gradlab-table caption{text-align:left;color:#555;caption-side:top}</style>"
-        )
-        return f"{style}<table class='gradlab-table'><caption>{caption}</caption>{head}{''.join(rows)}</table>"
 
     def _guard(self, fn):
         def run():
@@ -666,10 +440,12 @@ class Lab:
             # wait up to 5 ms per handover; 1 ms keeps the controls responsive.
             interval = sys.getswitchinterval()
             sys.setswitchinterval(min(interval, 0.001))
+            self._lent.take()  # your model itself (it cannot be cloned): the run's state in, yours kept
             try:
                 self._run_chunks()
             finally:
                 sys.setswitchinterval(interval)
+                self._lent.give_back()  # after an error too: your model holds its own state between runs
             self._draw()
             self._say("paused" if self._stop.is_set() else "done")
 
@@ -710,23 +486,9 @@ class Lab:
 
     # ------------------------------------------------------------ display
     def _repr_mimebundle_(self, **kwargs):
-        # The first fit to the lab's width comes from width_report: its ResizeObserver reports as soon as
-        # the front end has laid the lab out (before, two timers re-fitted at 0.5 and 2 s, to the same end).
-        # Without a kernel (GitHub, nbviewer, a notebook opened cold) the widget view shows nothing: the
-        # figure's Plotly JSON beside it does. JupyterLab draws the widget over it whenever it can (the
-        # widget renderer's rank is -10, Plotly's 2; untrusted outputs get only safe renderers, Plotly's
-        # and not the widget's); nbval does not compare widget views but compares this JSON (the lab's
-        # cells are NBVAL_IGNORE_OUTPUT). tools/run_notebooks.py adds a PNG of it, drawn by kaleido: the
-        # kernel needs no browser (Binder has none).
-        note = (
-            f"gradlab lab: {self.controls['problem'].value}, mode {self.scaler.mode_name}, "
-            f"{len(self.trainer.history)} steps: a static copy (run the notebook for the live lab)"
-        )
-        text = (
-            f"<gradlab.Lab {self.controls['problem'].value}, mode={self.scaler.mode_name}, "
-            f"optimizer={self.controls['optimizer'].value}, {len(self.trainer.history)} steps>"
-        )
-        return plots.widget_bundle(self.widget, self.figure.widget, note=note, text=text, **kwargs)
+        c = self.controls
+        where = (c["problem"].value, self.scaler.mode_name, c["optimizer"].value, len(self.trainer.history))
+        return static_bundle(self.widget, self.figure.widget, *where, **kwargs)
 
     def __repr__(self):
         return (

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from gradlab import _checks, _extras
 from gradlab.problems import recurrent
+from gradlab.problems.state import ModelState, clone_with_state
 
 __all__ = [
     "PROBLEMS",
@@ -49,6 +50,9 @@ class Problem:
         ``tf.data.Dataset`` of ``(x, y)`` batches, or None.
       dataset: a ``tf.data.Dataset`` of ``(x, y)`` training batches instead of
         ``x`` and ``y`` (then both None).
+      own_model: your model, where the runs train it itself because it cannot be
+        cloned (:func:`from_model`); the tools restore its state after their runs
+        (:func:`gradlab.problems.state.kept`). None where every run gets a new model.
     """
 
     name: str
@@ -60,6 +64,7 @@ class Problem:
     description: str
     validation_data: tuple | tf.data.Dataset | None = None
     dataset: tf.data.Dataset | None = None
+    own_model: keras.Model | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
         _checks.text("name", self.name)
@@ -236,9 +241,13 @@ def from_model(
 
     Args:
       model: a built Keras model (Sequential, Functional or subclassed), which
-        gradlab clones for every run with the weights it has now (the model
-        itself is never trained), or a function that builds a new one (called
-        after seeding with ``seed``, so every run starts from the same weights).
+        gradlab clones for every run with the state it has now (every variable,
+        the dropout layers' seed state included), or a function that builds a new
+        one (called after seeding with ``seed``, so every run starts from the same
+        weights). A model that cannot be cloned (layers without ``get_config``, an
+        ``__init__`` without ``**kwargs``) is trained itself, from its state now,
+        which the tools put back after their runs (``Problem.own_model``; see
+        :mod:`gradlab.problems.state`).
       x, y: the training arrays (numpy arrays or tensors, one row per sample), or
         ``x`` a ``tf.data.Dataset`` of ``(x, y)`` batches and ``y`` None, as in
         ``model.fit``.
@@ -282,26 +291,26 @@ def from_model(
                 "Argument `model` must be built (give it a keras.Input, or call it once on a batch) so that "
                 f"every run can start from its weights. Received: an unbuilt model {model.name!r}"
             )
-        weights = [w.numpy().copy() for w in model.weights]
-        original = model
+        given, original = ModelState(model), model
+        # Cloning serves where the clone has the model's variables (weights and seed state), in the same
+        # number, shapes and dtypes, so that it can start from the model's complete state; else the runs
+        # train the model itself, from this state, and the tools put it back after them.
+        try:
+            probe_clone = clone_with_state(original, given, sample_x)
+        except Exception:  # noqa: BLE001 - Keras raises several types for layers it cannot rebuild
+            probe_clone = None
+        own_model = original if probe_clone is None else None
 
         def build():
-            try:
-                clone = keras.models.clone_model(original)
-            except Exception as err:  # noqa: BLE001 - Keras raises several types here
-                raise ValueError(
-                    f"Argument `model` could not be cloned for a new run ({type(err).__name__}: {err}). Pass a "
-                    "function that builds a new model instead, e.g. model=lambda: MyModel(...). Received: "
-                    f"model={original.name!r} of type {type(original).__name__}"
-                ) from None
-            if not clone.built:
-                clone(sample_x)
-            clone.set_weights(weights)
-            return clone
+            if own_model is not None:
+                given.restore()
+                return original
+            return clone_with_state(original, given, sample_x)
 
         default_name = model.name
         probe = model
     elif callable(model) and not isinstance(model, type):
+        own_model = None
 
         def build():
             built = model()
@@ -339,6 +348,7 @@ def from_model(
         description or f"your model {name!r}",
         validation_data,
         dataset,
+        own_model,
     )
 
 

@@ -354,7 +354,9 @@ class Scaler:
             values, after = self.policy.decide(m, custom.decide, custom.skipped, go)
             bound, apply_values = tf.constant(_INF), (lambda: values)
         else:
-            d = self.policy.decide(m, lambda m: self._decide(m, mode, t), skipped, go)
+            absent = self.adagc is not None and self.adagc.num_tensors == len(grads) != len(idx)
+            present = (idx, len(grads)) if absent else None
+            d = self.policy.decide(m, lambda m: self._decide(m, mode, t, present), skipped, go)
             after, bound, apply_values = d.squared_after, d.bound, _applier(m, d, mode, t)
         info = Info(
             norm=m.norm,
@@ -368,13 +370,18 @@ class Scaler:
         )
         return Plan(info, lambda: replace_values(grads, idx, apply_values()))
 
-    def _decide(self, m: Measured, mode, t) -> Decision:
-        """The formula of the mode in force, picked in the graph (one branch per record)."""
+    def _decide(self, m: Measured, mode, t, present=None) -> Decision:
+        """The formula of the mode in force, picked in the graph (one branch per record).
+
+        ``present``: ``(indices, count)`` of the gradients that are not None among all given,
+        where that is fewer than AdaGC's state was built for (a variable that gets no gradient).
+        """
+        ctx = self if present is None else _WithAbsent(self, *present)
 
         def branch(record):
             if record.state is not None and getattr(self, record.state) is None:
-                return lambda: MODES["none"].decide(m, t, self)  # set() refuses this mode: never taken
-            return lambda: record.decide(m, t, self)
+                return lambda: MODES["none"].decide(m, t, ctx)  # set() refuses this mode: never taken
+            return lambda: record.decide(m, t, ctx)
 
         return tf.switch_case(mode, [branch(MODES[name]) for name in MODE_NAMES])
 
@@ -455,3 +462,21 @@ def _applier(m: Measured, d: Decision, mode, t):
         )
 
     return apply
+
+
+class _WithAbsent:
+    """The Scaler as a mode's formula sees it when some gradients are None: AdaGC, whose state holds
+    one EMA per variable, gets the present tensors' squared norms at their places (the absent ones
+    marked, their EMA kept), and hands back the present tensors' factors."""
+
+    def __init__(self, scaler, idx, count):
+        self._scaler, self._idx, self._count = scaler, list(idx), count
+        self.adagc = self
+
+    def __getattr__(self, name):
+        return getattr(self._scaler, name)
+
+    def update(self, squared, present=None, lambda_rel=None):
+        full = spread(squared, self._idx, self._count)
+        mask = tf.constant([i in set(self._idx) for i in range(self._count)])
+        return tf.gather(self._scaler.adagc.update(full, mask, lambda_rel), self._idx)

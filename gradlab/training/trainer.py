@@ -187,9 +187,10 @@ class Trainer:
         if self.replicas > 1:
             self._replicated.recorder = self.recorder
         self.scaler.build(self.variables)  # state shaped by the gradients (AdaGC), before anything is traced
+        # model.variables: weights and the seed generators' state, so runs after reset() draw the same masks.
         self._initial = [
             (v, v.numpy().copy())
-            for v in [*model.weights, *(self.loss_scaler or self.optimizer).variables, *self.scaler.state_variables]
+            for v in [*model.variables, *(self.loss_scaler or self.optimizer).variables, *self.scaler.state_variables]
             + (self.per_example.state_variables if self.per_example is not None else [])
         ]
         self.history = History.empty(self.recorder.layer_names, MODE_NAMES, label)
@@ -308,8 +309,8 @@ class Trainer:
             self._step(x, y)
 
     def reset(self) -> None:
-        """Go back to the start: initial weights, optimizer state, adaptive-clipping
-        state and data order; empty history. Mode and threshold are kept.
+        """Go back to the start: initial weights and seed state (``model.variables``), optimizer
+        state, adaptive-clipping state and data order; empty history. Mode and threshold are kept.
 
         Nothing is rebuilt, so the compiled step is not traced again.
         """
