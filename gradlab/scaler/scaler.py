@@ -74,8 +74,12 @@ class Plan(NamedTuple):
 
 
 @keras.saving.register_keras_serializable(package="gradlab")
-class Scaler:
+class Scaler(tf.Module):
     """Scale gradients by a mode chosen by name; mode and threshold are live.
+
+    A Scaler is a ``tf.Module``: ``tf.train.Checkpoint`` saves and restores its
+    mode, threshold and adaptive state (AutoClip's history, ZClip's statistics,
+    AdaGC's EMAs), on its own or inside a :class:`~gradlab.ScaledOptimizer`.
 
     Args:
       mode: one of ``gradlab.MODE_NAMES``: ``"none"``, ``"value"``, ``"norm"``,
@@ -136,6 +140,7 @@ class Scaler:
         adagc_warmup_steps: int = 100,
         normalize_eps: float = 1e-12,
     ):
+        super().__init__(name="scaler")
         if transform is not None:
             if mode is not None or threshold is not None or modes is not None:
                 raise ValueError(
@@ -176,6 +181,26 @@ class Scaler:
         # a change from another thread (set() writes both at once) never splits a step.
         self.controls = state_variable([float(MODE_NAMES.index(mode_name)), float(threshold)], "scaler_controls")
         self._set_lock = threading.Lock()
+        self._track_state()
+
+    def _track_state(self) -> None:
+        """Name each adaptive state variable as an attribute, so that ``tf.train.Checkpoint`` saves it.
+
+        The names (``zclip_count``, ``adagc_gamma``, ...) do not depend on name scopes; a
+        variable created later (AdaGC's, in :meth:`build`) is tracked then, and a checkpoint
+        read before it existed restores it on creation.
+        """
+        if not hasattr(self, "_checkpointed"):
+            self._checkpointed = {}
+        named = self._checkpointed  # added to, never replaced: a restore waiting for a new name finds it
+        known = {id(v) for v in named.values()}
+        for v in self.variables[1:]:
+            if id(v) in known:
+                continue
+            key = v.name.split(":")[0].split("/")[-1]
+            while key in named:
+                key += "_"
+            named[key] = v
 
     @property
     def nonfinite(self) -> str:
@@ -220,6 +245,7 @@ class Scaler:
         if self.adagc is not None:
             with tf.init_scope():
                 self.adagc.build(len(list(variables)))
+            self._track_state()
 
     @property
     def variables(self) -> list:

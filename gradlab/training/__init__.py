@@ -1,7 +1,8 @@
 """Training: the instrumented step, which records every statistic from the real gradients.
 
 - :mod:`~gradlab.training.trainer`: :class:`Trainer`, a compiled custom step.
-- :mod:`~gradlab.training.optimizer`: :class:`ScaledOptimizer`, for ``model.fit``.
+- :mod:`~gradlab.training.optimizer`: :class:`ScaledOptimizer`, for ``model.fit``, and
+  :class:`RecordingLossScaleOptimizer`, to record the loss under mixed precision too.
 - :mod:`~gradlab.training.callbacks`: :class:`GradientStats`, the ``model.fit`` callback.
 - :mod:`~gradlab.training.update`: the update itself (scale, apply, measure).
 - :mod:`~gradlab.training.recording` and :mod:`~gradlab.training.history`: the
@@ -15,7 +16,7 @@ advisor in :mod:`gradlab.explore`.
 
 from gradlab.training.callbacks import GradientStats
 from gradlab.training.history import History
-from gradlab.training.optimizer import ScaledOptimizer
+from gradlab.training.optimizer import RecordingLossScaleOptimizer, ScaledOptimizer
 from gradlab.training.trainer import Trainer, setup
 
-__all__ = ["GradientStats", "History", "ScaledOptimizer", "Trainer", "setup"]
+__all__ = ["GradientStats", "History", "RecordingLossScaleOptimizer", "ScaledOptimizer", "Trainer", "setup"]
