@@ -367,6 +367,23 @@ def test_checkpoint_restores_threshold_and_adaptive_state(tmp_path):
         assert int(opt2.iterations) == int(opt.iterations)
 
 
+def test_keras_saving_still_round_trips(tmp_path):
+    """The Scaler being a tf.Module changes nothing for .keras and .weights.h5."""
+    model, x, y = tiny_regression(16)
+    opt = gradlab.ScaledOptimizer(keras.optimizers.Adam(0.01), "zclip", 2.0, zclip_warmup=2)
+    model.compile(opt, "mse")
+    model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    for a, b in zip(loaded.optimizer.scaler.variables, opt.scaler.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    model.save_weights(tmp_path / "m.weights.h5")
+    other, _, _ = tiny_regression(16)
+    other.load_weights(tmp_path / "m.weights.h5")
+    for a, b in zip(other.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 # ---------------------------------------------------------------- item 10: mixed precision, no swap
 @pytest.fixture
 def mixed_float16():
@@ -406,3 +423,20 @@ def test_mixed_precision_keeps_the_compiled_optimizer(mixed_float16, explicit):
     np.testing.assert_array_equal(h.loss_scale, expected)
     assert float(compiled.dynamic_scale) == expected[-1]
     np.testing.assert_allclose(h.norm_after[~skipped], np.minimum(h.norm_before[~skipped], 0.5), rtol=1e-4)
+
+
+def test_recording_loss_scale_optimizer_records_the_loss(mixed_float16):
+    """gradlab's subclass of Keras' LossScaleOptimizer shows the loss to the recorder: the finite steps' losses."""
+    model, x, y = tiny_regression(16)
+    model.compile(
+        gradlab.training.RecordingLossScaleOptimizer(
+            gradlab.ScaledOptimizer(keras.optimizers.SGD(0.0)), initial_scale=2.0
+        ),
+        "mse",
+    )
+    stats = gradlab.GradientStats()
+    model.fit(x, y, batch_size=1, epochs=1, shuffle=False, verbose=0, callbacks=[stats])
+    kernel, bias = (v.numpy().astype(np.float32) for v in model.trainable_variables)
+    h = stats.history
+    assert len(h) == 16 and not h.skipped.any()
+    np.testing.assert_allclose(h.loss, ((x @ kernel + bias - y) ** 2)[:, 0], rtol=2e-2)  # float16 forward pass

@@ -40,7 +40,9 @@ class Info(NamedTuple):
     """What :meth:`Scaler.plan` measured on the way (float32 unless said).
 
     Attributes:
-      norm: global norm of the incoming gradients.
+      norm: global norm of the incoming gradients. An ``IndexedSlices`` counts its
+        rows as they come, a repeated index not summed, as Keras' clipping and
+        ``tf.linalg.global_norm`` do (the statistics gradlab records sum them).
       squared_norms: vector, squared norm of each incoming gradient (0 for None).
       squared_norms_after: vector, squared norm of each scaled gradient.
       finite: bool scalar, False when the step must be skipped.
