@@ -6,6 +6,8 @@ a custom ``train_step`` can record its loss; a checkpoint restores the Scaler; m
 precision keeps the optimizer the user compiled.
 """
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -440,3 +442,43 @@ def test_recording_loss_scale_optimizer_records_the_loss(mixed_float16):
     h = stats.history
     assert len(h) == 16 and not h.skipped.any()
     np.testing.assert_allclose(h.loss, ((x @ kernel + bias - y) ** 2)[:, 0], rtol=2e-2)  # float16 forward pass
+
+
+class ScaleInForce(keras.callbacks.Callback):
+    """Keras' own record, one step per call: the loss scale in force and whether the step was applied."""
+
+    def on_train_begin(self, logs=None):
+        self.scales, self.applied = [], []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.before = int(self.model.optimizer.iterations)
+        self.scales.append(float(self.model.optimizer.dynamic_scale))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.applied.append(int(self.model.optimizer.iterations) > self.before)
+
+
+@pytest.mark.parametrize("spe", [1, 4])
+def test_rebuilt_skipped_rows_follow_keras_loss_scale_step_by_step(mixed_float16, spe):
+    """Skips, halvings and growths (every 3 good steps): the rows equal what Keras' optimizer did, step by step."""
+    x = np.random.default_rng(8).normal(size=(40, 2)).astype(np.float32)
+    x[[5, 6, 17, 30]] *= 300.0  # a few batches whose scaled gradients overflow float16
+    y = np.zeros((40, 1), np.float32)
+    runs = []
+    for callback in (ScaleInForce(), gradlab.GradientStats(capacity=5)):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        outer = keras.optimizers.LossScaleOptimizer(
+            gradlab.ScaledOptimizer(keras.optimizers.SGD(0.0)), initial_scale=2.0**12, dynamic_growth_steps=3
+        )
+        model.compile(outer, "mse", steps_per_execution=1 if isinstance(callback, ScaleInForce) else spe)
+        outer.build(model.trainable_variables)  # its loss scale readable before the first step
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras' own LossScaleOptimizer keeps the loss: GradientStats warns
+            model.fit(x, y, batch_size=1, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
+        runs.append(callback)
+    truth, h = runs
+    steps = np.diff(np.log2(truth.scales))
+    assert not all(truth.applied) and steps.min() == -1 and steps.max() == 1  # skips and growths both happened
+    np.testing.assert_array_equal(h.history.loss_scale, truth.scales)
+    np.testing.assert_array_equal(h.history.skipped, 1.0 - np.array(truth.applied, np.float64))
