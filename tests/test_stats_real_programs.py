@@ -101,6 +101,28 @@ def test_a_lost_row_is_an_error_not_a_silent_drop():
         recorder.flush()
 
 
+class StopAt(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 5:
+            raise KeyboardInterrupt  # Keras calls no on_train_end then
+
+
+def test_rows_of_an_interrupted_fit_stay_with_its_callback():
+    """Steps trained before an interrupt join the same callback's next fit; a new callback starts empty."""
+    model, x, y = tiny_regression(40)
+    model.compile(gradlab.ScaledOptimizer(keras.optimizers.SGD(0.01)), "mse")
+    stats = gradlab.GradientStats()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[stats, StopAt()])
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[stats])
+    assert len(stats.history) == int(model.optimizer.iterations) == 16
+    fresh = gradlab.GradientStats()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[stats, StopAt()])
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[fresh])
+    assert len(fresh.history) == 10
+
+
 # ---------------------------------------------------------------- item 5: embeddings
 class TokenAndPositionEmbedding(keras.layers.Layer):
     """keras-io text_classification_with_transformer, as written there (no get_config)."""

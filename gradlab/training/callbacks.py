@@ -81,8 +81,13 @@ class GradientStats(keras.callbacks.Callback):
             self.model.make_train_function(force=True)
         self._scaler, self._recorder = opt.scaler, opt.recorder
         self._skips = None if outer is None else _SkippedSteps(outer)
+        # Rows left by a fit that stopped mid-epoch (an interrupt skips on_train_end): steps of
+        # this callback's run if it recorded them, else of a run before it.
+        left = self._recorder.flush()
         if self.history is None:
             self.history = History.empty(self._recorder.layer_names, MODE_NAMES, self.label)
+        elif len(left):
+            self.history.extend(self._recorder.history(left, self.label))
         self._done = self._read = 0
 
     def on_epoch_begin(self, epoch, logs=None):
