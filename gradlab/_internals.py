@@ -9,10 +9,11 @@ A new TensorFlow or plotly release should rerun those (``tests/test_training.py`
 for XLA, ``tests/test_plots.py`` and ``tests/test_browser_lab.py`` for the
 figure's flow control).
 
-Not here, because a redesign replaced them: recording the steps that Keras'
-``LossScaleOptimizer`` skips is a subclass that extends its public ``apply`` and
-``scale_loss`` (``training.optimizer.RecordingLossScaleOptimizer``), not a hook on
-a private method of an instance.
+Not here, because a redesign replaced them: the steps that Keras'
+``LossScaleOptimizer`` skips are rebuilt by ``GradientStats`` from the loss scale's
+public variables and rule, and the loss reaches the recorder through a subclass that
+extends its public ``scale_loss`` (``training.optimizer.RecordingLossScaleOptimizer``),
+not a hook on a private method of an instance.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import NamedTuple
 
 import keras
 import tensorflow as tf
@@ -28,6 +27,7 @@ from gradlab import _checks, _internals
 from gradlab._state import state_variable
 from gradlab.scaler.modes import MODE_NAMES, MODES, STATEFUL, Decision, Measured, check_mode, check_threshold, skipped
 from gradlab.scaler.nonfinite import NonFinite, measure
+from gradlab.scaler.plan import Info, Plan
 from gradlab.scaler.spike import check_skip_spikes
 from gradlab.scaler.transform import Custom, check_transform, replace_values, spread, variable_name
 from gradlab.scaling.adagc import AdaGC, check_adagc_options
@@ -40,59 +40,13 @@ __all__ = ["Info", "Plan", "Scaler"]
 _INF = float("inf")
 
 
-class Info(NamedTuple):
-    """What :meth:`Scaler.plan` measured on the way (float32 unless said).
-
-    Attributes:
-      norm: global norm of the incoming gradients.
-      squared_norms: vector, squared norm of each incoming gradient (0 for None).
-      squared_norms_after: vector, squared norm of each scaled gradient.
-      finite: bool scalar, whether the gradients are finite (under
-        ``nonfinite="zero"``: once cleaned); False: the step is skipped. Whether
-        the update goes ahead is :attr:`update` (a spike can skip a finite step).
-      bound: the global-norm bound in force this step (the threshold for the
-        fixed modes, the computed bound for AutoClip and ZClip; inf when none).
-      mode: int32, the index in :data:`MODE_NAMES` of the mode in force (read
-        once per step, so a change from another thread never splits a step).
-      threshold: the threshold in force.
-      spike: bool scalar, True when the spike rule (``skip_spikes``) skips this
-        step (its gradients are finite); always False without a rule.
-    """
-
-    norm: tf.Tensor
-    squared_norms: tf.Tensor
-    squared_norms_after: tf.Tensor
-    finite: tf.Tensor
-    bound: tf.Tensor
-    mode: tf.Tensor
-    threshold: tf.Tensor
-    spike: tf.Tensor = False
-
-    @property
-    def update(self) -> tf.Tensor:
-        """bool scalar: whether the update goes ahead (finite gradients and no spike)."""
-        static = tf.get_static_value(self.spike)
-        if static is not None and not static:  # no spike rule: the step's graph is what it was without one
-            return self.finite
-        return tf.logical_and(self.finite, tf.logical_not(self.spike))
-
-
-class Plan(NamedTuple):
-    """One step's scaling, measured but not yet applied (:meth:`Scaler.plan`).
-
-    ``info`` holds the norms and the decision; ``apply()`` builds the scaled
-    gradients (a list like the input). A train step calls ``apply()`` inside
-    the branch that updates the weights, so that under XLA the scaling fuses
-    into the update, and on a skipped step nothing is computed.
-    """
-
-    info: Info
-    apply: Callable[[], list]
-
-
 @keras.saving.register_keras_serializable(package="gradlab")
-class Scaler:
+class Scaler(tf.Module):
     """Scale gradients by a mode chosen by name; mode and threshold are live.
+
+    A Scaler is a ``tf.Module``: ``tf.train.Checkpoint`` saves and restores its
+    mode, threshold and adaptive state (AutoClip's history, ZClip's statistics,
+    AdaGC's EMAs), on its own or inside a :class:`~gradlab.ScaledOptimizer`.
 
     Args:
       mode: one of ``gradlab.scaler.MODE_NAMES``: ``"none"``, ``"value"``, ``"norm"``,
@@ -159,6 +113,7 @@ class Scaler:
         adagc_warmup_steps: int = 100,
         normalize_eps: float = 1e-12,
     ):
+        super().__init__(name="scaler")
         if transform is not None:
             if mode is not None or threshold is not None or modes is not None:
                 raise ValueError(
@@ -200,6 +155,26 @@ class Scaler:
         # a change from another thread (set() writes both at once) never splits a step.
         self.controls = state_variable([float(MODE_NAMES.index(mode_name)), float(threshold)], "scaler_controls")
         self._set_lock = threading.Lock()
+        self._track_state()
+
+    def _track_state(self) -> None:
+        """Name each adaptive state variable as an attribute, so that ``tf.train.Checkpoint`` saves it.
+
+        The names (``zclip_count``, ``adagc_gamma``, ...) do not depend on name scopes; a
+        variable created later (AdaGC's, in :meth:`build`) is tracked then, and a checkpoint
+        read before it existed restores it on creation.
+        """
+        if not hasattr(self, "_checkpointed"):
+            self._checkpointed = {}
+        named = self._checkpointed  # added to, never replaced: a restore waiting for a new name finds it
+        known = {id(v) for v in named.values()}
+        for v in self.variables[1:]:
+            if id(v) in known:
+                continue
+            key = v.name.split(":")[0].split("/")[-1]
+            while key in named:
+                key += "_"
+            named[key] = v
 
     @property
     def nonfinite(self) -> str:
@@ -244,6 +219,7 @@ class Scaler:
         if self.adagc is not None:
             with tf.init_scope():
                 self.adagc.build(len(list(variables)))
+            self._track_state()
 
     @property
     def variables(self) -> list:

@@ -19,8 +19,8 @@ __all__ = ["PER_EXAMPLE", "Columns", "History", "SCALARS"]
 # Per-step scalar columns, in the order a step writes them.
 SCALARS = (
     "loss",
-    "norm_before",  # global gradient norm before scaling
-    "norm_after",  # global gradient norm after scaling (the update's gradient)
+    "norm_before",  # global norm of the gradient the optimizer receives, before scaling
+    "norm_after",  # global norm of the gradient after scaling (the update's gradient)
     "clipped",  # 1 when scaling changed the gradients
     "skipped",  # 1 when the update was skipped (non-finite gradients, or a spike: see History.spiked)
     "loss_scale",  # the dynamic loss scale in force (1 without mixed precision)
@@ -79,7 +79,15 @@ class History:
 
     Attributes:
       loss, norm_before, norm_after, clipped, skipped, loss_scale, threshold,
-        mode, bound: float arrays of shape ``(steps,)``.
+        mode, bound: float arrays of shape ``(steps,)``, one entry per training
+        step. The norms (here and per layer) are those of the gradient itself: the
+        rows of an ``IndexedSlices`` (an embedding's gradient) with a repeated index
+        are summed first. The clipping decides, as Keras' does, on the rows as they
+        come, so with repeated ids ``norm_before`` can differ from the norm compared
+        with the threshold. ``loss`` is NaN on a step whose loss the optimizer was
+        not shown (a custom ``train_step`` without ``optimizer.record_loss(loss)``,
+        Keras' own ``LossScaleOptimizer``, a step it skipped); see
+        :class:`~gradlab.GradientStats`.
       layer_norm_before, layer_norm_after, update_ratio: ``(steps, layers)``;
         ``update_ratio`` is ``||w_new - w_old|| / ||w_old||`` per layer.
       layer_names: names of the layers (groups of variables).

@@ -25,10 +25,11 @@ import tensorflow as tf
 from gradlab import _checks
 from gradlab._state import state_variable
 from gradlab.scaler.scaler import Scaler
+from gradlab.training.optimizers import check_plain_optimizer
 from gradlab.training.recording import Recorder
 from gradlab.training.update import instrumented_update
 
-__all__ = ["RecordingLossScaleOptimizer", "ScaledOptimizer", "record_through_loss_scale"]
+__all__ = ["RecordingLossScaleOptimizer", "ScaledOptimizer", "loss_scale_parts"]
 
 # Keras' clipping arguments and the gradlab mode that does the same.
 _KERAS_CLIPPING = {"clipnorm": "norm", "clipvalue": "value", "global_clipnorm": "global_norm"}
@@ -104,19 +105,12 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
                     f"ScaledOptimizer does not take `{arg}`: choose the clipping with `mode` and "
                     f"`threshold` (here mode={same_mode!r}). Received: {arg}={scaler_options[arg]!r}"
                 )
-            if getattr(inner_optimizer, arg, None):
-                raise ValueError(
-                    "Only one clipping option may be set: the inner optimizer already clips with "
-                    f"`{arg}`, and ScaledOptimizer would scale the gradients a second time. Build the "
-                    f"inner optimizer without it. Received: inner_optimizer.{arg}={getattr(inner_optimizer, arg)!r}"
-                )
-        if inner_optimizer.gradient_accumulation_steps:
-            raise ValueError(
-                "ScaledOptimizer cannot wrap an optimizer with `gradient_accumulation_steps`: the "
-                "inner optimizer would accumulate gradients that were already scaled one micro-batch "
-                "at a time, instead of scaling their average once. Received: "
-                f"inner_optimizer.gradient_accumulation_steps={inner_optimizer.gradient_accumulation_steps!r}"
-            )
+        check_plain_optimizer(
+            inner_optimizer,
+            "inner_optimizer",
+            "ScaledOptimizer",
+            "a larger batch, or the Trainer's `accumulate=`",
+        )
         if scaler is not None:
             if not isinstance(scaler, Scaler):
                 raise ValueError(f"Argument `scaler` must be a gradlab.Scaler. Received: scaler={scaler!r}")
@@ -143,7 +137,7 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         self.skipped_steps = state_variable(0, "skipped_steps", tf.int64)
         self.recorder = None
         self._loss = _Slot()
-        self._outer = None  # a LossScaleOptimizer wrapping this one, once known
+        self._around = _Around()  # the LossScaleOptimizer around this one (kept out of Keras' tracking)
 
     def start_recording(self, variables, capacity: int = 1024) -> Recorder:
         """Record gradlab's statistics in every later traced step (see ``GradientStats``)."""
@@ -156,10 +150,42 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
         self.recorder = Recorder(list(variables), capacity)
         return self.recorder
 
+    @property
+    def loss_scale_optimizer(self):
+        """The ``keras.optimizers.LossScaleOptimizer`` around this one, or None.
+
+        Its ``dynamic_scale`` fills the ``loss_scale`` column of the recorded rows.
+        :class:`~gradlab.GradientStats` sets it from the compiled model (nothing is
+        replaced); a step traced afterwards reads it.
+        """
+        return self._around.optimizer
+
+    @loss_scale_optimizer.setter
+    def loss_scale_optimizer(self, optimizer):
+        if optimizer is not None and not (
+            isinstance(optimizer, keras.optimizers.LossScaleOptimizer) and optimizer.inner_optimizer is self
+        ):
+            raise ValueError(
+                "Argument `loss_scale_optimizer` must be None or the keras.optimizers.LossScaleOptimizer "
+                f"whose inner_optimizer is this ScaledOptimizer. Received: loss_scale_optimizer={optimizer!r}"
+            )
+        self._around.optimizer = optimizer
+
+    def record_loss(self, loss) -> None:
+        """Record ``loss`` as the loss of the step whose gradients this optimizer applies next.
+
+        Keras' own ``train_step`` does it for you (through :meth:`scale_loss`). A
+        custom ``train_step`` that calls ``self.optimizer.apply_gradients`` itself
+        calls ``self.optimizer.record_loss(loss)`` before it, in the same step;
+        otherwise the ``loss`` column of :class:`~gradlab.GradientStats` is NaN.
+        Nothing else changes: the loss is only read by the recorder.
+        """
+        self._loss.value = loss
+
     def scale_loss(self, loss):
         # Keras' train step passes each batch's loss here before taking gradients:
         # keep it (symbolically) so that apply() can record it.
-        self._loss.value = loss
+        self.record_loss(loss)
         return super().scale_loss(loss)
 
     def build(self, var_list):
@@ -229,7 +255,7 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
             apply_on_replicas if replicas > 1 else apply,
             recorder=self.recorder,
             loss=loss,
-            loss_scale=1.0 if self._outer is None else self._outer.dynamic_scale,
+            loss_scale=1.0 if self.loss_scale_optimizer is None else self.loss_scale_optimizer.dynamic_scale,
             on_skip=skip,
             decide_outside=replicas > 1,
         )
@@ -271,17 +297,19 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
 
 @keras.saving.register_keras_serializable(package="gradlab")
 class RecordingLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
-    """Keras' ``LossScaleOptimizer`` around a :class:`ScaledOptimizer`, recording every step.
+    """Keras' ``LossScaleOptimizer`` around a :class:`ScaledOptimizer` that passes the loss on.
 
-    Under ``mixed_float16``, ``model.compile`` wraps the optimizer in a
-    ``LossScaleOptimizer``: it scales the loss, unscales the gradients before
-    calling :meth:`ScaledOptimizer.apply`, and skips a non-finite step without
-    calling it at all. This subclass extends its two public methods, and nothing
-    else: :meth:`scale_loss` keeps the loss for the recorder, and :meth:`apply`
-    writes the row of a step it is about to skip (the finite steps are recorded
-    by the ScaledOptimizer). The loss scale, its growth and its halving are
-    Keras' own. :class:`~gradlab.GradientStats` puts one in place of the
-    ``LossScaleOptimizer`` that ``compile`` made (:func:`record_through_loss_scale`).
+    Keras' own ``LossScaleOptimizer`` scales the loss itself and never shows it to
+    the optimizer inside: with it, :class:`~gradlab.GradientStats` records every
+    step (the skipped ones too, with the loss scale in force) but the loss column is
+    NaN. Compile with this subclass instead to record the loss as well: it extends
+    :meth:`scale_loss` to hand the loss to the ScaledOptimizer, and adds
+    :meth:`record_loss` for a custom ``train_step``. The loss scale, its growth and
+    its halving are Keras' own.
+
+    >>> opt = RecordingLossScaleOptimizer(gradlab.ScaledOptimizer(keras.optimizers.SGD(0.1)))
+    >>> float(opt.scale_loss(tf.constant(2.0)))  # the initial scale, 2**15, times the loss
+    65536.0
     """
 
     def __init__(self, inner_optimizer, *args, **kwargs):
@@ -291,53 +319,27 @@ class RecordingLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
                 f"its statistics). Received: inner_optimizer={inner_optimizer!r}"
             )
         super().__init__(inner_optimizer, *args, **kwargs)
-        inner_optimizer._outer = self
+
+    def record_loss(self, loss) -> None:
+        """Show ``loss`` to the ScaledOptimizer's recorder (see :meth:`ScaledOptimizer.record_loss`)."""
+        self.inner_optimizer.record_loss(loss)
 
     def scale_loss(self, loss):
-        self.inner_optimizer._loss.value = loss
+        self.record_loss(loss)
         return super().scale_loss(loss)
 
-    def apply(self, grads, trainable_variables=None):
-        inner = self.inner_optimizer
-        if not self.built:  # as Keras' apply does first: the loss scale is a variable of the build
-            with keras.name_scope(self.name, caller=self):
-                self.build(trainable_variables)
-            self.built = True
-        if inner.recorder is not None:
 
-            def record_skipped():
-                mode, threshold = inner.scaler.read_controls()
-                inner.recorder.record_skipped(
-                    loss=inner._loss.get(), loss_scale=self.dynamic_scale, mode=mode, threshold=threshold
-                )
+def loss_scale_parts(optimizer):
+    """``(loss_scale_optimizer, scaled_optimizer)`` of a compiled optimizer, nothing replaced.
 
-            tf.cond(self.check_finite(grads), lambda: None, record_skipped)
-        super().apply(grads, trainable_variables)
-
-
-def record_through_loss_scale(model) -> ScaledOptimizer:
-    """The model's ScaledOptimizer, with a :class:`RecordingLossScaleOptimizer` around it if it has a loss scale.
-
-    A plain ``LossScaleOptimizer`` around a ScaledOptimizer (``model.compile``
-    under ``mixed_float16``) is replaced by a recording one with the same loss
-    scale, growth interval and counter; the model's train function is then
-    traced again.
+    ``loss_scale_optimizer`` is the ``keras.optimizers.LossScaleOptimizer`` around the
+    :class:`ScaledOptimizer` (None without one); ``scaled_optimizer`` is the
+    ScaledOptimizer, or None when there is none.
     """
-    outer = model.optimizer
-    if not isinstance(outer, keras.optimizers.LossScaleOptimizer) or isinstance(outer, RecordingLossScaleOptimizer):
-        return outer.inner_optimizer if isinstance(outer, RecordingLossScaleOptimizer) else outer
-    inner = outer.inner_optimizer
-    if not isinstance(inner, ScaledOptimizer):
-        return outer
-    new = RecordingLossScaleOptimizer(
-        inner, initial_scale=outer.initial_scale, dynamic_growth_steps=outer.dynamic_growth_steps, name=outer.name
-    )
-    if outer.built:
-        new.build(model.trainable_variables)
-        new.dynamic_scale.assign(outer.dynamic_scale)
-        new.step_counter.assign(outer.step_counter)
-    model.optimizer = new
-    return inner
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        inner = optimizer.inner_optimizer
+        return optimizer, inner if isinstance(inner, ScaledOptimizer) else None
+    return None, optimizer if isinstance(optimizer, ScaledOptimizer) else None
 
 
 def _watches_loss(scaler) -> bool:
@@ -362,6 +364,12 @@ def _all_reduce(grads):
     for i, g in zip(idx, reduced):
         out[i] = g
     return out
+
+
+class _Around:
+    """Holds the LossScaleOptimizer around a ScaledOptimizer, out of Keras' tracking (which would loop)."""
+
+    optimizer = None
 
 
 class _Slot:

@@ -6,7 +6,17 @@ A :class:`Recorder` owns one preallocated ``tf.Variable`` buffer of shape
 and update-to-weight ratios, the :data:`gradlab.training.history.PER_EXAMPLE` columns);
 :class:`~gradlab.training.history.Columns`, the one layout that History reads
 too, packs them into one row, written with a single scatter. The host reads the buffer only in
-:meth:`Recorder.flush`, every ``capacity`` steps or at the end.
+:meth:`Recorder.flush`; whoever runs the steps flushes before ``capacity`` rows are written
+(:class:`~gradlab.GradientStats` counts steps, not calls, so also with ``steps_per_execution``).
+A step past the capacity is never dropped in silence: it overwrites the last row, and the
+next :meth:`Recorder.flush` raises.
+
+The norms recorded are those of the gradient the optimizer receives: the rows of an
+``IndexedSlices`` (an embedding's gradient) summed per index first
+(:func:`gradient_squared_norm`). Clipping keeps Keras' semantics and takes the norm of
+the rows as they come, repeated indices not summed, as ``tf.clip_by_global_norm`` does;
+where ids repeat, the recorded norm and the norm the clipping compares with its
+threshold differ.
 
 The per-example columns (median and max of the per-example gradient norms, fraction
 of examples clipped) are NaN unless the step called :meth:`Recorder.per_example`
@@ -22,12 +32,26 @@ import tensorflow as tf
 
 from gradlab._state import scatter, state_variable
 from gradlab.scaler.modes import MODE_NAMES
-from gradlab.scaler.scaler import Info
+from gradlab.scaler.plan import Info
 from gradlab.scaler.transform import variable_name
-from gradlab.scaling.kernels import squared_norm
+from gradlab.scaling.kernels import merge_duplicates, squared_norm, values_of
 from gradlab.training.history import PER_EXAMPLE, Columns, History
 
-__all__ = ["Recorder", "Update", "layer_groups", "measure_update", "weights_before"]
+__all__ = ["Recorder", "Update", "gradient_squared_norm", "layer_groups", "measure_update", "weights_before"]
+
+
+def gradient_squared_norm(g) -> tf.Tensor:
+    """The squared norm of the gradient ``g`` stands for, float32.
+
+    For an ``IndexedSlices`` the rows of a repeated index are summed first, as the
+    dense gradient ``tf.convert_to_tensor(g)`` sums them; ``tf.linalg.global_norm``
+    and Keras' clipping take the rows one by one instead.
+
+    >>> g = tf.IndexedSlices(tf.constant([[3.0], [4.0]]), tf.constant([0, 0]), tf.constant([2, 1]))
+    >>> float(gradient_squared_norm(g)), float(tf.linalg.global_norm([g]) ** 2)
+    (49.0, 25.0)
+    """
+    return squared_norm(values_of(merge_duplicates(g, tf.float32)))
 
 
 def layer_groups(variables):
@@ -111,28 +135,21 @@ class Recorder:
             **dict(zip(PER_EXAMPLE, tf.unstack(examples))),
         )
 
-    def record_skipped(self, *, loss, loss_scale, mode, threshold):
-        """Write a row for a step skipped before gradlab saw its gradients.
+    def skipped_row(self, loss_scale, mode, threshold) -> np.ndarray:
+        """The row (numpy) of a step skipped before gradlab saw its gradients.
 
-        (Keras' ``LossScaleOptimizer`` skips non-finite steps itself.)
+        Keras' ``LossScaleOptimizer`` skips a non-finite step without calling the
+        optimizer inside; :class:`~gradlab.GradientStats` adds its row on the host:
+        ``skipped=1``, the loss scale, mode and threshold in force, NaN loss and norms,
+        and an update ratio of 0 (nothing moved).
         """
-        nan, n = tf.constant(float("nan")), len(self.layer_names)
-        self._examples = None
-        self._write(
-            loss=tf.cast(loss, tf.float32),
-            norm_before=nan,
-            norm_after=nan,
-            clipped=0.0,
-            skipped=1.0,
-            loss_scale=tf.cast(loss_scale, tf.float32),
-            threshold=tf.cast(threshold, tf.float32),
-            mode=tf.cast(mode, tf.float32),
-            bound=nan,
-            layer_norm_before=tf.fill([n], nan),
-            layer_norm_after=tf.fill([n], nan),
-            update_ratio=tf.zeros([n]),
-            **dict.fromkeys(PER_EXAMPLE, nan),
-        )
+        row = np.full(self.width, np.nan, np.float32)
+        n = len(self.layer_names)
+        parts = {"clipped": 0.0, "skipped": 1.0, "loss_scale": loss_scale, "mode": mode, "threshold": threshold}
+        parts["update_ratio"] = np.zeros(n)
+        for name, value in parts.items():
+            row[self.columns.slices[name]] = value
+        return row
 
     def _write(self, **parts):
         """Write one row: every column of :class:`~gradlab.training.history.Columns`, by name."""
@@ -146,16 +163,29 @@ class Recorder:
                 pieces, scalars = [*pieces, tf.stack(scalars)], []
             pieces.append(part)
         row = tf.concat(pieces + ([tf.stack(scalars)] if scalars else []), 0)
-        written = scatter(self.buffer, [[self.row.read_value()]], row[None])
+        # Past the capacity a row overwrites the last one (an out-of-range scatter fails on a CPU and
+        # writes nothing on a GPU) and the count goes on, so that flush() knows rows were lost.
+        at = tf.minimum(self.row.read_value(), self.capacity - 1)
+        written = scatter(self.buffer, [[at]], row[None])
         with tf.control_dependencies([written]):  # a step that fails before its row is written counts no row
             self.row.assign_add(1)
 
     def flush(self) -> np.ndarray:
-        """Read the rows written since the last flush (one host sync) and reset."""
+        """Read the rows written since the last flush (one host sync) and reset.
+
+        Raises:
+          RuntimeError: more steps were recorded than the buffer holds (it was not
+            flushed in time); their rows are lost, and the buffer is reset.
+        """
         n = int(self.row.numpy())
-        rows = self.buffer[:n].numpy()
         self.row.assign(0)
-        return rows
+        if n > self.capacity:
+            raise RuntimeError(
+                f"The recorder was written {n} steps since it was last read, past its capacity of "
+                f"{self.capacity} rows: the rows of {n - self.capacity + 1} steps are lost. Flush it at least "
+                "every `capacity` steps (GradientStats does), or record with a larger `capacity`."
+            )
+        return self.buffer[:n].numpy()
 
     def history(self, rows, label="") -> History:
         return History.from_rows(rows, self.layer_names, MODE_NAMES, label=label)

@@ -11,6 +11,12 @@ true (unscaled) gradients, it
    non-finite policy (or the spike rule) skips, calls ``on_skip`` (or
    ``on_spike``) instead and updates nothing,
 4. measures each variable's change and writes one row to the recorder.
+
+The row's norms are those of the gradient the optimizer receives: an
+``IndexedSlices`` (an embedding's gradient) is measured with the rows of each
+index summed (:func:`~gradlab.training.recording.gradient_squared_norm`), before
+and after scaling. The scaling itself decides on the rows as they come, as Keras'
+clipping does.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from gradlab.scaling.kernels import merge_duplicates
-from gradlab.training.recording import Update, measure_update, weights_before
+from gradlab.training.recording import Update, gradient_squared_norm, measure_update, weights_before
 
 __all__ = ["instrumented_update"]
 
@@ -52,10 +58,12 @@ def instrumented_update(
         skips (its gradients are finite); default ``on_skip``.
 
     Returns:
-      The plan's :class:`~gradlab.scaler.scaler.Info`.
+      The plan's :class:`~gradlab.scaler.plan.Info`.
     """
     plan = scaler.plan(grads, variables, loss=loss)
     finite, n = plan.info.update, len(variables)  # "finite": the update goes ahead
+    # The statistics of an IndexedSlices are those of its rows summed per index (the scaling's are not).
+    sparse = [i for i, g in enumerate(grads) if isinstance(g, tf.IndexedSlices)] if recorder is not None else []
     if recorder is not None:
         reads, weights = weights_before(variables)
         with tf.control_dependencies([weights]):  # the weights measured before the update
@@ -66,20 +74,21 @@ def instrumented_update(
         # global_clipnorm densifies them): hand the optimizer one row per index.
         return [merge_duplicates(g) for g in plan.apply()]
 
-    def measured(run):
+    def measured(run, grads_out):
+        """The squared norm of each variable's change, and of each sparse gradient the optimizer got."""
         if recorder is None:
             run()
-            return tf.zeros([n])
-        return measure_update(run, variables, reads)
+            return tf.zeros([n]), tf.zeros([0])
+        return measure_update(run, variables, reads), _squares([grads_out[i] for i in sparse])
 
     if decide_outside:
         grads_out = scaled()
-        changes = measured(lambda: apply(grads_out, finite))
+        changes, sparse_after = measured(lambda: apply(grads_out, finite), grads_out)
     else:
 
         def update():
             grads_out = scaled()
-            return measured(lambda: apply(grads_out))
+            return measured(lambda: apply(grads_out), grads_out)
 
         def skip():
             if on_spike is None or scaler.spikes is None:
@@ -87,9 +96,30 @@ def instrumented_update(
                     on_skip()
             else:
                 tf.cond(plan.info.spike, on_spike, on_skip or (lambda: None))
-            return tf.zeros([n])
+            return tf.zeros([n]), tf.gather(plan.info.squared_norms_after, sparse) if sparse else tf.zeros([0])
 
-        changes = tf.cond(finite, update, skip)
+        changes, sparse_after = tf.cond(finite, update, skip)
     if recorder is not None:
-        recorder.record(loss=loss, info=plan.info, update=Update(weights, changes), loss_scale=loss_scale)
+        info = plan.info
+        if sparse:
+            before = _replace(info.squared_norms, sparse, _squares([grads[i] for i in sparse]))
+            info = info._replace(
+                norm=tf.sqrt(tf.reduce_sum(before)),
+                squared_norms=before,
+                squared_norms_after=_replace(info.squared_norms_after, sparse, sparse_after),
+            )
+        recorder.record(loss=loss, info=info, update=Update(weights, changes), loss_scale=loss_scale)
     return plan.info
+
+
+def _squares(grads):
+    """Squared norms of the gradients (rows of an IndexedSlices summed per index), float32 vector."""
+    return tf.stack([gradient_squared_norm(g) for g in grads]) if grads else tf.zeros([0])
+
+
+def _replace(vector, positions, values):
+    """``vector`` with the entries at the (static) ``positions`` replaced by ``values``."""
+    entries, new = tf.unstack(vector), tf.unstack(values)
+    for at, value in zip(positions, new):
+        entries[at] = value
+    return tf.stack(entries)
