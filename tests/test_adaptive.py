@@ -278,7 +278,7 @@ def test_scaler_skipped_step_does_not_touch_adaptive_state():
 
 def test_autoclip_update_unchecked_gives_the_checked_bound():
     """check=False (the Scaler's mode record, whose threshold was checked when set) leaves out only the check."""
-    checked, unchecked = gradlab.AutoClip(percentile=50), gradlab.AutoClip(percentile=50)
+    checked, unchecked = gradlab.scaling.AutoClip(percentile=50), gradlab.scaling.AutoClip(percentile=50)
     norms = [1.0, 3.0, 2.0, 7.0]
     for n in norms:
         a, b = checked.update(n, 50.0), unchecked.update(n, 50.0, check=False)

