@@ -89,6 +89,24 @@ for mode in ("global_norm", "zclip", "agc"):
         weights=max_diff(w1, w2),
         zclip_count=int(model.optimizer.scaler.zclip.count.numpy()) if model.optimizer.scaler.zclip is not None else 0,
     )
+
+
+def fit_stats(strategy):
+    """GradientStats over one epoch of model.fit: the rows a user gets under ``strategy``."""
+    with strategy.scope():
+        model = problem.model()
+        model.compile(gradlab.ScaledOptimizer(keras.optimizers.SGD(0.05), "global_norm", 0.1), problem.loss)
+    stats = gradlab.GradientStats()
+    model.fit(problem.x, problem.y, batch_size=BATCH, shuffle=False, verbose=0, callbacks=[stats])
+    return stats.history
+
+
+s, m = fit_stats(one), fit_stats(two)
+result["fit_stats"] = dict(
+    rows=[len(s), len(m)],
+    loss=float(np.max(np.abs(s.loss - m.loss) / np.abs(s.loss))) if len(s) == len(m) else float("inf"),
+    norm=float(np.max(np.abs(s.norm_before - m.norm_before) / s.norm_before)) if len(s) == len(m) else float("inf"),
+)
 w1, _ = fit_weights(one, lambda: keras.optimizers.SGD(0.05, global_clipnorm=0.1))
 w2, _ = fit_weights(two, lambda: keras.optimizers.SGD(0.05, global_clipnorm=0.1))
 result["keras_global_clipnorm"] = max_diff(w1, w2)

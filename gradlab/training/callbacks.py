@@ -72,7 +72,8 @@ class GradientStats(keras.callbacks.Callback):
         self._chunk = chunk = _steps_per_execution(self.model)
         retrace = False
         if opt.recorder is None or opt.recorder.capacity < chunk:  # one execution must fit in the buffer
-            opt.start_recording(self.model.trainable_variables, max(self.capacity, chunk))
+            with self.model.distribute_strategy.scope():  # a copy of the buffer per replica (gradlab._state)
+                opt.start_recording(self.model.trainable_variables, max(self.capacity, chunk))
             retrace = True
         if opt.loss_scale_optimizer is not outer:
             opt.loss_scale_optimizer = outer

@@ -19,6 +19,8 @@ batches. AutoClip and ZClip keep one state, updated from the summed gradient.
 
 from __future__ import annotations
 
+import threading
+
 import keras
 import tensorflow as tf
 
@@ -244,10 +246,10 @@ class ScaledOptimizer(keras.optimizers.Optimizer):
 
         recording = self.recorder is not None
         loss = self._loss.get() if recording or _watches_loss(self.scaler) else None
-        if replicas > 1 and _watches_loss(self.scaler):  # the spike rule decides alike on every replica
-            loss = tf.distribute.get_replica_context().all_reduce(
-                tf.distribute.ReduceOp.MEAN, tf.cast(loss, tf.float32)
-            )
+        if replicas > 1 and loss is not None:
+            # The global batch's loss, on every replica (the spike rule decides alike): Keras' train step
+            # hands each replica's loss divided by the number of replicas, so their sum.
+            loss = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(loss, tf.float32))
         instrumented_update(
             self.scaler,
             grads,
@@ -377,10 +379,21 @@ class _Slot:
 
     ``get`` returns it only inside the graph (or a branch of the graph) that
     made it, so a loss kept from another traced function never leaks; NaN when
-    there is none (``apply`` called outside ``model.fit``).
+    there is none (``apply`` called outside ``model.fit``). Per thread: under a
+    ``MirroredStrategy`` each replica's step is traced in a thread of its own, and
+    each must read its own replica's loss.
     """
 
-    value = None
+    def __init__(self):
+        self._local = threading.local()
+
+    @property
+    def value(self):
+        return getattr(self._local, "value", None)
+
+    @value.setter
+    def value(self, loss):
+        self._local.value = loss
 
     def get(self):
         value = self.value

@@ -294,9 +294,8 @@ class Trainer:
             if self.model.losses:  # penalties count once in the sum of the shares
                 share = share + tf.add_n([tf.cast(extra, tf.float32) for extra in self.model.losses]) / n
         grads = tape.gradient(share, self.variables)
-        ctx = tf.distribute.get_replica_context()
-        # The step's loss, as Keras' train step hands it over (scale_loss keeps it for the recorder).
-        self._replicated.scale_loss(ctx.all_reduce(tf.distribute.ReduceOp.SUM, share))
+        # This replica's share, as Keras' train step hands it over: ScaledOptimizer sums the shares.
+        self._replicated.scale_loss(share)
         self._replicated.apply(grads, self.variables)
 
     def _step_on_iterator(self, iterator):
