@@ -357,7 +357,8 @@ def test_a_functional_model_with_an_extra_tracked_layer_is_explored():
     model = keras.Model(inputs, layers.Dense(2)(layers.Dense(8, activation="relu")(inputs)))
     model.extra = layers.Dense(3)
     model.extra.build((None, 4))
-    assert len(model.weights) > len(keras.models.clone_model(model).weights)
+    # Keras 3.15 counts the extra layer among model.weights and its clone does not (set_weights failed on it);
+    # Keras 3.8 counts it in neither, and the clone serves there: the tools must work either way.
     x = rng(7).normal(size=(N, 4)).astype("float32")
     y = (x[:, 0] > 0).astype("int32")
     before = state(model)

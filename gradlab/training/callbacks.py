@@ -69,7 +69,7 @@ class GradientStats(keras.callbacks.Callback):
                 "GradientStats needs the model compiled with gradlab.ScaledOptimizer. "
                 f"Received: optimizer={type(self.model.optimizer).__name__}"
             )
-        self._chunk = chunk = _steps_per_execution(self.model)
+        self._chunk = self._per_execution = chunk = _steps_per_execution(self.model)
         retrace = False
         if opt.recorder is None or opt.recorder.capacity < chunk:  # one execution must fit in the buffer
             with self.model.distribute_strategy.scope():  # a copy of the buffer per replica (gradlab._state)
@@ -95,10 +95,13 @@ class GradientStats(keras.callbacks.Callback):
         self._done = self._read = 0
 
     def on_train_batch_end(self, batch, logs=None):
-        # Keras calls this once per execution of `steps_per_execution` steps; `batch` is the
-        # index of its last step in the epoch. Read the buffer before the next one could overflow it.
-        self._chunk = max(self._chunk, batch + 1 - self._done)
-        self._done = batch + 1
+        # Keras calls this once per execution of `steps_per_execution` steps; `batch` is the index of
+        # its last step in the epoch (Keras 3.15), or of its first (Keras 3.8): `batch + steps_per_execution`
+        # counts the steps done in either, from the same offset, so its differences are the chunks' lengths.
+        # Read the buffer before the next chunk could overflow it.
+        done = batch + self._per_execution
+        self._chunk = max(self._chunk, done - self._done)
+        self._done = done
         if self._done - self._read + self._chunk > self._recorder.capacity:
             self._flush()
 
