@@ -439,7 +439,7 @@ def test_mixed_precision_keeps_the_compiled_optimizer(mixed_float16, explicit):
     assert len(h) == 24
     skipped = h.skipped.astype(bool)
     assert skipped[0] and not skipped[-5:].any()
-    assert int(scaled.iterations) == int((~skipped).sum())  # the user's optimizer (in compiled) trained the finite steps
+    assert int(scaled.iterations) == int((~skipped).sum())  # the user's optimizer trained the finite steps
     # the loss scale of each row is the one in force: halved after each skip, as Keras' own rule
     expected = [2.0**20]
     for s in skipped[:-1]:
