@@ -428,3 +428,42 @@ def test_pause_does_not_say_paused_while_the_training_thread_still_runs():
 
 def test_gradlab_names_stay():
     assert gradlab.compare is compare and gradlab.advise is advise and gradlab.Lab is Lab
+
+
+# ---------------------------------------------------------------- the statistics of every program: a tape
+@pytest.mark.parametrize("name", list(PROGRAMS))
+def test_every_programs_recorded_norms_equal_an_independent_tape(name):
+    """ScaledOptimizer + GradientStats in model.fit, one step, against a GradientTape on the same batch, weights
+    and dropout seed state (without XLA, whose random kernel differs): the global and per-layer norms and the
+    loss. A variable that gets no gradient (the unused head) counts as zero, as it does in the update."""
+    from gradlab.training.recording import layer_groups
+
+    model, x, y, loss = PROGRAMS[name]()
+    if y is None:  # a dataset of (x, y) batches: its first batch
+        x, y = (tf.nest.map_structure(lambda t: t.numpy(), part) for part in next(iter(x)))
+    else:
+        x, y = x[:BATCH], y[:BATCH]
+    compiled = loss
+    if name == "multi_io":  # model.fit takes one loss per output: the same sum as two_losses
+        compiled = {"kind": XENT, "size": keras.losses.MeanSquaredError()}
+    state = [v.numpy().copy() for v in model.variables]
+    with tf.GradientTape() as tape:
+        value = tf.reduce_mean(keras.losses.get(loss)(y, model(x, training=True)))
+        value = value + tf.add_n(model.losses) if model.losses else value
+    grads = tape.gradient(value, model.trainable_variables)
+    squares = np.array(
+        [0.0 if g is None else np.sum(tf.convert_to_tensor(g).numpy().astype(np.float64) ** 2) for g in grads]
+    )
+    for v, s in zip(model.variables, state):
+        v.assign(s)
+    names, one_hot = layer_groups(model.trainable_variables)
+    weights = {"kind": 1.0, "size": 0.5} if name == "multi_io" else None
+    opt = gradlab.ScaledOptimizer(keras.optimizers.SGD(0.01), "global_norm", 1e6)
+    model.compile(opt, compiled, loss_weights=weights, jit_compile=False)
+    stats = gradlab.GradientStats()
+    model.fit(tf.data.Dataset.from_tensors((x, y)), epochs=1, verbose=0, callbacks=[stats])
+    h = stats.history
+    assert len(h) == 1 and h.layer_names == names
+    np.testing.assert_allclose(h.norm_before[0], np.sqrt(squares.sum()), rtol=1e-5)
+    np.testing.assert_allclose(h.layer_norm_before[0], np.sqrt(squares @ one_hot), rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(h.loss[0], float(value), rtol=1e-5)
