@@ -39,7 +39,7 @@ BATCH = 64
 def mobilenet():
     """MobileNetV3Small without pretrained weights, 32x32 inputs, 10 classes (about 150 tensors)."""
     model = keras.applications.MobileNetV3Small(
-        input_shape=(32, 32, 3), weights=None, classes=10, include_preprocessing=False
+        input_shape=(32, 32, 3), weights=None, classes=10, include_preprocessing=False, classifier_activation=None
     )
     rng = np.random.default_rng(0)
     x = rng.normal(size=(BATCH * 8, 32, 32, 3)).astype("float32")
