@@ -467,3 +467,15 @@ def test_every_programs_recorded_norms_equal_an_independent_tape(name):
     np.testing.assert_allclose(h.norm_before[0], np.sqrt(squares.sum()), rtol=1e-5)
     np.testing.assert_allclose(h.layer_norm_before[0], np.sqrt(squares @ one_hot), rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(h.loss[0], float(value), rtol=1e-5)
+
+
+@pytest.mark.parametrize("as_dataset", [True, False], ids=["dataset", "arrays"])
+def test_the_lab_refuses_a_model_with_several_inputs_clearly(as_dataset):
+    """It raised AttributeError: 'dict' object has no attribute 'shape'. The lab trains one input and one
+    output; the error says so and where such a model can go."""
+    model, data, _, loss = PROGRAMS["multi_io"]()
+    x, y = (data, None) if as_dataset else next(iter(data))
+    if not as_dataset:
+        x, y = tf.nest.map_structure(lambda t: t.numpy(), (x, y))
+    with pytest.raises(ValueError, match=r"one array of inputs.*gradlab.compare.*Received: inputs as a dict"):
+        Lab(model=model, x=x, y=y, loss=loss, optimizer="adam", batch_size=BATCH)

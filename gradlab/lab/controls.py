@@ -24,6 +24,7 @@ __all__ = [
     "UNSET_LR",
     "YOURS",
     "check_no_own_data",
+    "check_one_input_one_output",
     "check_optimizer",
     "check_steps",
     "dataset_arrays",
@@ -50,6 +51,21 @@ def check_steps(steps):
     return None if steps is None else _checks.size("steps", steps)
 
 
+def check_one_input_one_output(name: str, inputs, targets) -> None:
+    """The lab trains a model with one input and one output: refuse dicts and tuples of them, saying where
+    they can go (``compare`` and ``advise`` take a dataset of such batches)."""
+    for part, value in (("inputs", inputs), ("targets", targets)):
+        if isinstance(value, (dict, tuple, list)):
+            if isinstance(value, list) and not any(hasattr(v, "shape") for v in value):
+                continue  # a list of numbers is one array
+            kind = f"a dict with keys {sorted(value)}" if isinstance(value, dict) else f"a {type(value).__name__}"
+            raise ValueError(
+                f"Argument `{name}` must hold one array of {part}: the lab trains a model with one input and one "
+                "output. For a model with several, gradlab.compare and gradlab.advise take a tf.data.Dataset of "
+                f"(dict, dict) batches. Received: {part} as {kind}"
+            )
+
+
 def dataset_arrays(name: str, data):
     """``data`` as arrays: a pair ``(x, y)`` as given, or a finite ``tf.data.Dataset`` of ``(x, y)``
     samples or batches read once into numpy (the lab batches it again with ``batch_size``)."""
@@ -58,6 +74,7 @@ def dataset_arrays(name: str, data):
     spec = data.element_spec
     if not isinstance(spec, tuple) or len(spec) != 2:
         raise ValueError(f"Argument `{name}` must yield (x, y) pairs. Received: a dataset whose elements are {spec!r}")
+    check_one_input_one_output(name, *spec)
     if int(data.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
         raise ValueError(
             f"Argument `{name}` must be a finite dataset (the lab reads it once): remove `.repeat()`. "
@@ -91,6 +108,7 @@ def own_arrays(x, y, loss, validation_data):
                 f"Received: y of type {type(y).__name__}"
             )
         x, y = dataset_arrays("x", x)
+    check_one_input_one_output("x", x, y)
     if validation_data is not None:
         validation_data = dataset_arrays("validation_data", validation_data)
     return x, y, validation_data
