@@ -134,34 +134,30 @@ def spike_markers(h: History, showlegend=True, **kw) -> go.Scatter:
     )
 
 
-def spike_strip(steps, **kw) -> go.Scatter:
-    """The steps the spike rule skipped, as magenta triangles along the top of the clip-rate panel."""
+def _strip(steps, name: str, marker: dict, hover: str, **kw) -> go.Scatter:
+    """Markers for ``steps`` along the top of the clip-rate panel (in the legend when any)."""
     steps = np.asarray(steps)
     return go.Scatter(
         x=steps.tolist(),
         y=[STRIP_Y] * len(steps),
         mode="markers",
-        marker=dict(symbol="triangle-down", color=SPIKE, size=9),
-        name=SPIKED,
+        marker=marker,
+        name=name,
         showlegend=bool(len(steps)),
-        hovertemplate="step %{x}: skipped (spike)<extra></extra>",
+        hovertemplate=f"step %{{x}}: skipped ({hover})<extra></extra>",
         **kw,
     )
+
+
+def spike_strip(steps, **kw) -> go.Scatter:
+    """The steps the spike rule skipped, as magenta triangles along the top of the clip-rate panel."""
+    return _strip(steps, SPIKED, dict(symbol="triangle-down", color=SPIKE, size=9), "spike", **kw)
 
 
 def skip_strip(steps, **kw) -> go.Scatter:
     """Skipped steps as thin red ticks along the top of the clip-rate panel (a strip; in the legend when any)."""
-    steps = np.asarray(steps)
-    return go.Scatter(
-        x=steps.tolist(),
-        y=[STRIP_Y] * len(steps),
-        mode="markers",
-        marker=dict(symbol="line-ns-open", color=SKIP, size=10, line=dict(width=2, color=SKIP)),
-        name=SKIPPED,
-        showlegend=bool(len(steps)),
-        hovertemplate="step %{x}: skipped (non-finite gradients)<extra></extra>",
-        **kw,
-    )
+    marker = dict(symbol="line-ns-open", color=SKIP, size=10, line=dict(width=2, color=SKIP))
+    return _strip(steps, SKIPPED, marker, "non-finite gradients", **kw)
 
 
 def kept(h: History, values) -> np.ndarray:
